@@ -21,7 +21,9 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 log=.venv/install.log
 echo "installing python packages (log: $log)..."
-if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".${extras}"; } >"$log" 2>&1; then
+plugin=""
+[ -n "$extras" ] && plugin="-e examples/plugin"  # the example plugin package: the tests drive every extension point
+if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".${extras}" $plugin; } >"$log" 2>&1; then
   tail -n 30 "$log" >&2
   echo "install failed; full log in $log" >&2
   exit 1

@@ -29,7 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, python_command
+from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, get_backend, python_command
 from dojoflow.infra.sandbox.bwrap import BwrapBackend, bwrap_available
 from dojoflow.infra.sandbox.local import LocalBackend
 from dojoflow.infra.sandbox.warm import WarmBackend
@@ -146,7 +146,7 @@ def main() -> None:
             lambda: run_aide_style(STEP, ws, 60), runs)
         warm_start = {}
         for inner in (["bwrap"] if ok else []) + ["local"]:
-            with WarmBackend(inner) as warm:
+            with WarmBackend(get_backend(inner)) as warm:
                 warm_start[inner] = measure(backend_step(warm, ws, "pass.py"), 1)[0]  # starts the worker
                 results[f"warm over {inner}"] = measure(backend_step(warm, ws), runs)
 

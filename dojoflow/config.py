@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dojoflow.defaults import DEFAULT_EPISODE_SANDBOX
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,7 +61,7 @@ def get_settings() -> Settings:
     home = Path(os.environ.get("DOJOFLOW_HOME", Path.home() / ".dojoflow")).expanduser().resolve()
     tracking_uri = os.environ.get("DOJOFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     prefect_home = Path(os.environ.get("PREFECT_HOME", home / "prefect")).expanduser()
-    sandbox_backend = os.environ.get("DOJOFLOW_SANDBOX", "auto")
+    sandbox_backend = os.environ.get("DOJOFLOW_SANDBOX", DEFAULT_EPISODE_SANDBOX)
     artifact_store = os.environ.get("DOJOFLOW_ARTIFACT_STORE") or str(home / "artifacts")
     return Settings(home=home, tracking_uri=tracking_uri, prefect_home=prefect_home, sandbox_backend=sandbox_backend,
                     artifact_store=artifact_store, s3_endpoint_url=os.environ.get("DOJOFLOW_S3_ENDPOINT_URL"))

@@ -16,6 +16,9 @@ from rich.console import Console
 
 from dojoflow.config import Settings, configure_prefect_environment
 
+READY_TIMEOUT_S = 120
+STOP_TIMEOUT_S = 30
+
 
 def _wait_http(url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
@@ -48,7 +51,7 @@ def serve_uis(settings: Settings, prefect_port: int, mlflow_port: int, console: 
     urls = {"prefect": f"http://127.0.0.1:{prefect_port}", "mlflow": f"http://127.0.0.1:{mlflow_port}"}
     try:
         with console.status("starting the Prefect server and the MLflow UI..."):
-            ready = {name: _wait_http(url + ("/api/health" if name == "prefect" else "/health"), 120)
+            ready = {name: _wait_http(url + ("/api/health" if name == "prefect" else "/health"), READY_TIMEOUT_S)
                      for name, url in urls.items()}
         for name, url in urls.items():
             console.print(f"{name} UI: {url}" + ("" if ready[name] else "  (not answering yet; see its log above)"))
@@ -62,4 +65,4 @@ def serve_uis(settings: Settings, prefect_port: int, mlflow_port: int, console: 
         for proc in procs.values():
             proc.terminate()
         for proc in procs.values():
-            proc.wait(timeout=30)
+            proc.wait(timeout=STOP_TIMEOUT_S)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from dojoflow.llm.tokens import approx_message_tokens, approx_tokens
 
@@ -25,6 +26,10 @@ class ScriptedLLMServer:
 
     ``replies``: a list (served in order; the last one repeats) or a function ``request body -> reply text``.
     ``statuses``: HTTP status codes to answer first, one per request, before scripted replies (retry tests).
+
+    An exception inside a responder (a test's ``assert`` about the request) is answered with HTTP 500 and
+    re-raised when the ``with`` block ends, so the test fails with the real assertion, not a dropped
+    connection.
     """
 
     def __init__(self, replies: list[str] | Responder, statuses: list[int] | None = None,
@@ -36,6 +41,7 @@ class ScriptedLLMServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -84,12 +90,21 @@ class ScriptedLLMServer:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def __enter__(self) -> "ScriptedLLMServer":
+    def __enter__(self) -> ScriptedLLMServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                owner._handle(self)
+                try:
+                    owner._handle(self)
+                except Exception as exc:  # surfaced in __exit__
+                    owner.errors.append(exc)
+                    data = json.dumps({"error": {"message": f"responder raised {exc!r}"}}).encode()
+                    self.send_response(500)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -101,6 +116,8 @@ class ScriptedLLMServer:
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self.errors and exc[0] is None:
+            raise self.errors[0]
 
 
 def last_user(body: dict[str, Any]) -> str:

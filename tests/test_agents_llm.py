@@ -14,8 +14,16 @@ from dojoflow.agents.aide import AIDEAgent
 from dojoflow.agents.react import ReActAgent
 from dojoflow.agents.star import STARAgent
 from dojoflow.flows.episode import EpisodeConfig, drive_episode
-from scripted_llm_server import (BROKEN_SCRIPT, NUMERIC_ONLY_PREPROCESS, ScriptedLLMServer, fenced, last_user,
-                                 penguins_script, stage_of)
+
+from scripted_llm_server import (
+    BROKEN_SCRIPT,
+    NUMERIC_ONLY_PREPROCESS,
+    ScriptedLLMServer,
+    fenced,
+    last_user,
+    penguins_script,
+    stage_of,
+)
 
 TASK = "penguins-body-mass"
 
@@ -66,7 +74,7 @@ def test_react_repairs_bad_json_debugs_and_submits_then_replays_from_cache(setti
         assert result.trajectory[1]["errors"] and result.trajectory[2]["feedback_score"] is not None
         assert result.trajectory[0]["agent"]["llm_calls"] == 2  # the malformed reply and its repair
         assert result.final_step == 2
-        tokens = assert_accounted(result, server)
+        assert_accounted(result, server)
         assert all(s["agent"]["cost_usd"] > 0 for s in result.trajectory)
         calls = server.count
         replay = episode(settings, react_agent(server, tmp_path), max_steps=6)
@@ -151,7 +159,7 @@ def test_aide_drafts_debugs_improves_and_saves_the_tree(settings, tmp_path):
         assert tree["best_node"] == best.id and len(tree["nodes"]) == len(agent.nodes)
         page = (tmp_path / "tree" / "aide_tree.html").read_text()
         assert "<script" not in page and "node 2" in page
-        tokens = assert_accounted(result, server)
+        assert_accounted(result, server)
 
 
 # -- MLE-STAR -------------------------------------------------------------------------------------------------
@@ -188,7 +196,7 @@ def star_responder():
                     + fenced(penguins_script("ridge", NUMERIC_ONLY_PREPROCESS)))
         if stage == "extract block":
             assert "The block that matters most is: model." in user
-            line = next(l for l in user.splitlines() if l.startswith("model = "))
+            line = next(text for text in user.splitlines() if text.startswith("model = "))
             return fenced(line) + "\nPlan: use gradient boosting."
         if stage == "refine block":
             return fenced("model = " + "HistGradientBoostingRegressor(max_iter=80, random_state=0)")
@@ -223,7 +231,7 @@ def test_star_candidates_merge_ablation_refinement_ensemble_and_checks(settings,
         assert refine and refine[0]["score"] is not None
         assert result.trajectory[-1]["action"]["type"] == "submit" and result.steps <= 12
         assert (tmp_path / "star" / "star_log.json").is_file()
-        tokens = assert_accounted(result, server)
+        assert_accounted(result, server)
 
 
 # -- a model that never produces usable output ----------------------------------------------------------------

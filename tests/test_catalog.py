@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dojoflow.tasks_catalog.errors import TaskSpecError
+from dojoflow.errors import TaskSpecError
 from dojoflow.tasks_catalog.grading import grade_submission, task_leaderboard
 from dojoflow.tasks_catalog.preparation import prepare_task, verify
 from dojoflow.tasks_catalog.registry import BUILTIN_DIR, get_task, list_tasks, tasks_in_split

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from dojoflow.catalog_cli import register_catalog_commands
+from dojoflow.cli import app
 from dojoflow.tasks_catalog.preparation import (
     MANIFEST,
     cache_entries,
@@ -121,9 +120,6 @@ def test_cache_ls_and_prune_of_stale_entries(tmp_path, monkeypatch):
     new = prepare_task(load_spec(folder), data)
     assert old.key != new.key
 
-    app, tasks_app = typer.Typer(), typer.Typer()
-    app.add_typer(tasks_app, name="tasks")
-    register_catalog_commands(app, tasks_app)
     runner = CliRunner()
     listed = runner.invoke(app, ["cache", "ls", "--json"])
     assert listed.exit_code == 0, listed.output
@@ -158,7 +154,7 @@ def test_progress_callback_reports_preparation(tmp_path):
 def test_prepare_with_progress_bar(tmp_path):
     from rich.console import Console
 
-    from dojoflow.catalog_cli import prepare_with_progress
+    from dojoflow.cli.tasks import prepare_with_progress
 
     folder = slow_task(tmp_path)
     console = Console(record=True, width=120)

@@ -10,7 +10,7 @@ import yaml
 
 from dojoflow.tasks_catalog.grading import grade_submission, task_leaderboard
 from dojoflow.tasks_catalog.mlebench import (
-    MLEBenchImportError,
+    BenchmarkImportError,
     competition_ids,
     import_competition,
     import_competitions,
@@ -172,7 +172,7 @@ def test_missing_raw_data_gives_a_clear_error(tmp_path, monkeypatch):
     assert not task.columns_verified and "not found" in task.note
     spec = get_task("tiny-titanic")
     assert spec.tags["submission_columns"] == "unverified"
-    with pytest.raises(MLEBenchImportError, match="DOJOFLOW_MLEBENCH_RAW") as info:
+    with pytest.raises(BenchmarkImportError, match="DOJOFLOW_MLEBENCH_RAW") as info:
         prepare_task(spec, tmp_path / "data")
     assert "kaggle.com/competitions/tiny-titanic" in str(info.value)
     assert not any((tmp_path / "data" / "tiny-titanic").glob("*/manifest.json"))
@@ -219,7 +219,7 @@ def test_split_lists_match_mlebench():
         expected = [x.strip() for x in (SHARED / "mlebench-splits" / file).read_text().splitlines() if x.strip()]
         assert competition_ids(name) == expected
     assert len(competition_ids("lite")) == 22
-    with pytest.raises(MLEBenchImportError, match="unknown MLE-bench split"):
+    with pytest.raises(BenchmarkImportError, match="unknown MLE-bench split"):
         competition_ids("huge")
 
 
@@ -236,15 +236,11 @@ def test_imported_split_tags(tmp_path, monkeypatch):
 
 
 def test_cli_import(tmp_path, monkeypatch):
-    import typer
     from typer.testing import CliRunner
 
-    from dojoflow.catalog_cli import register_catalog_commands
+    from dojoflow.cli import app
 
     monkeypatch.setenv("DOJOFLOW_HOME", str(tmp_path / "home"))
-    app, tasks_app = typer.Typer(), typer.Typer()
-    app.add_typer(tasks_app, name="tasks")
-    register_catalog_commands(app, tasks_app)
     write_competition(tmp_path / "competitions")
     write_raw(tmp_path / "raw")
     result = CliRunner().invoke(app, ["tasks", "import-mlebench", str(tmp_path / "competitions"),

@@ -7,8 +7,8 @@ import pytest
 from dojoflow.agents.baseline import BaselineAgent, write_script
 from dojoflow.dojo.actions import Action, InvalidActionError
 from dojoflow.dojo.env import MLEEnvironment
-from dojoflow.infra.sandbox import ExecutionLimits
 from dojoflow.flows.episode import EpisodeConfig, drive_episode
+from dojoflow.infra.sandbox import ExecutionLimits
 from dojoflow.storage.trajectory import read_trajectory
 
 BUILTIN = ["breast-cancer", "digits", "penguins-body-mass"]

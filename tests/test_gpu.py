@@ -151,15 +151,14 @@ def test_local_backend_exposes_the_assigned_gpu(tmp_path, gpu, expected):
 
 def test_gpu_peak_memory_is_sampled_during_a_step(tmp_path, monkeypatch):
     """With a GPU assigned, the step's result carries the device's peak memory (nvidia-smi faked here)."""
-    from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, get_backend
-    from dojoflow.infra.sandbox.base import python_command
+    from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, get_backend, python_command
 
     counter = tmp_path / "calls"
     smi = tmp_path / "bin" / "nvidia-smi"
     smi.parent.mkdir()
     # reports 100, 300, 200, 200, ... MiB: the peak is 300
-    smi.write_text("#!/bin/sh\nn=$(cat %s 2>/dev/null || echo 0); echo $((n + 1)) > %s\n"
-                   "case $n in 0) echo 100;; 1) echo 300;; *) echo 200;; esac\n" % (counter, counter))
+    smi.write_text(f"#!/bin/sh\nn=$(cat {counter} 2>/dev/null || echo 0); echo $((n + 1)) > {counter}\n"
+                   "case $n in 0) echo 100;; 1) echo 300;; *) echo 200;; esac\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
     workspace = tmp_path / "ws"

@@ -99,7 +99,8 @@ def test_reward_modes(settings, mode, expected):
 def test_milestone_format_ok_for_an_invalid_but_well_formed_file(settings):
     env = DojoflowEnv("penguins-body-mass", max_steps=3, reward_mode="milestone", settings=settings)
     env.reset(seed=0)
-    code = "import pandas as pd\ns = pd.read_csv('data/sample_submission.csv')\ns.iloc[:-1].to_csv('submission.csv', index=False)\n"
+    code = ("import pandas as pd\ns = pd.read_csv('data/sample_submission.csv')\n"
+            "s.iloc[:-1].to_csv('submission.csv', index=False)\n")
     _, reward, *_ = env.step({"type": "execute_code", "code": code})
     assert reward == pytest.approx(0.2)
 

@@ -30,7 +30,35 @@ def test_compose_file_defines_the_stack():
     assert (INFRA.parent / services["worker"]["build"]["dockerfile"]).is_file()
 
 
-def test_dockerfiles_exist_and_pin_python():
-    for name in ("Dockerfile", "Dockerfile.cuda", "Dockerfile.worker"):
-        text = (INFRA / "docker" / name).read_text()
-        assert text.startswith("#") and "FROM " in text
+def project_pins() -> dict[str, str]:
+    """``name -> version`` of the exact pins in pyproject.toml's dependencies."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((INFRA.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {m.group(1).lower(): m.group(2) for d in deps if (m := re.match(r"([A-Za-z0-9_.-]+)==([^\s;]+)", d))}
+
+
+def image_pins(text: str) -> dict[str, str]:
+    import re
+
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(r'"([A-Za-z0-9_.-]+)==([^"]+)"', text)}
+
+
+def test_sandbox_images_pin_the_projects_library_versions():
+    """Code must behave the same under the docker backend as under bwrap/local (which use the project's
+    own interpreter), so every library the images install is pinned to the version pyproject.toml pins."""
+    pins = project_pins()
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        installed = image_pins((INFRA / "docker" / name).read_text())
+        assert {"numpy", "pandas", "scikit-learn"} <= set(installed), name
+        drift = {lib: (version, pins[lib]) for lib, version in installed.items()
+                 if lib in pins and pins[lib] != version}
+        assert drift == {}, f"{name} pins differ from pyproject.toml (image, project): {drift}"
+
+
+def test_sandbox_images_run_code_as_a_non_root_user():
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        users = [line.split()[1] for line in (INFRA / "docker" / name).read_text().splitlines()
+                 if line.startswith("USER ")]
+        assert users and users[-1] not in ("root", "0"), name

@@ -10,6 +10,7 @@ import pytest
 from dojoflow.agents.llm_base import extract_code, extract_json
 from dojoflow.agents.react import parse_action
 from dojoflow.llm import BudgetExceeded, LLMClient, LLMError, approx_tokens, load_prices, price_for
+
 from scripted_llm_server import ScriptedLLMServer
 
 SECRET = "sk-test-SECRET-123456"

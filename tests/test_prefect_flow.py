@@ -46,7 +46,8 @@ def test_episode_flow_runs_the_dag_and_is_tracked(prefect_api, settings):
 
     artifacts = {a.path for a in MlflowClient(settings.tracking_uri).list_artifacts(result["mlflow_run_id"])}
     assert {"steps", "trajectory.jsonl", "final_submission.csv"} <= artifacts
-    step_files = {a.path for a in MlflowClient(settings.tracking_uri).list_artifacts(result["mlflow_run_id"], "steps/000")}
+    client = MlflowClient(settings.tracking_uri)
+    step_files = {a.path for a in client.list_artifacts(result["mlflow_run_id"], "steps/000")}
     assert {"steps/000/code.py", "steps/000/stdout.txt", "steps/000/submission.csv"} <= step_files
 
 
@@ -56,14 +57,15 @@ def test_prefect_and_plain_paths_give_the_same_trajectory(prefect_api, settings)
 
     config = EpisodeConfig(task_id="breast-cancer", seed=2, max_steps=3, track=False)
     plain = drive_episode(config, settings=settings)
-    flowed = episode_flow(task_id="breast-cancer", seed=2, max_steps=3, track=False)
+    flowed = episode_flow(config)
     assert flowed["score"] == plain.score
 
     def strip(steps):
         return [(s["action"], s["reward"], s["feedback_score"], s["valid_submission"]) for s in steps]
 
-    from dojoflow.storage.trajectory import read_trajectory
     from pathlib import Path
+
+    from dojoflow.storage.trajectory import read_trajectory
 
     _, flowed_steps = read_trajectory(Path(flowed["episode_dir"]) / "trajectory.jsonl")
     assert strip(flowed_steps) == strip(plain.trajectory)

@@ -22,15 +22,21 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, python_command
-from dojoflow.infra.sandbox.bwrap import (SANDBOX_WORKSPACE, BwrapBackend, bwrap_available, is_privileged,
-                                          python_roots, sandbox_uid)
+from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, ExecutionResult, python_command
+from dojoflow.infra.sandbox.bwrap import (
+    SANDBOX_WORKSPACE,
+    BwrapBackend,
+    bwrap_available,
+    is_privileged,
+    python_roots,
+    sandbox_uid,
+)
 from dojoflow.infra.sandbox.local import LocalBackend
 
 AVAILABLE, REASON = bwrap_available()
@@ -128,7 +134,7 @@ def loopback_server():
         while not state["stop"]:
             try:
                 conn, _ = server.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             state["connections"] += 1
             conn.close()
@@ -769,7 +775,7 @@ def test_attack_fails(backend_name, attack, dojo, sentinel, loopback_server):
     finally:
         _stop_local_background(dojo)
     # the harness survived: a benign step in the same workspace still works
-    benign = dojo.run(backend, "report(ok=open('data/train.csv').read() == %r)\n" % TRAIN_CSV)
+    benign = dojo.run(backend, f"report(ok=open('data/train.csv').read() == {TRAIN_CSV!r})\n")
     assert benign.ok and reported(benign) == {"ok": True}, benign.stderr
 
 

@@ -13,7 +13,7 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, python_command  # noqa: E402
+from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, python_command  # noqa: E402
 from dojoflow.infra.sandbox.docker_backend import (  # noqa: E402
     DEFAULT_IMAGE,
     DockerBackend,
@@ -24,7 +24,7 @@ from dojoflow.infra.sandbox.docker_backend import (  # noqa: E402
 
 # -- a fake docker client ---------------------------------------------------------------------------------
 class FakeContainer:
-    def __init__(self, client: "FakeClient", kwargs: dict) -> None:
+    def __init__(self, client: FakeClient, kwargs: dict) -> None:
         self.client, self.kwargs, self.id = client, kwargs, f"c{len(client.created)}"
         self.stdout: list[bytes] = list(client.stdout)
         self.stderr: list[bytes] = list(client.stderr)
@@ -73,7 +73,7 @@ class FakeContainer:
 
 
 class FakeContainers:
-    def __init__(self, client: "FakeClient") -> None:
+    def __init__(self, client: FakeClient) -> None:
         self.client = client
 
     def create(self, **kwargs) -> FakeContainer:
@@ -92,7 +92,7 @@ class FakeContainers:
 
 
 class FakeImages:
-    def __init__(self, client: "FakeClient") -> None:
+    def __init__(self, client: FakeClient) -> None:
         self.client = client
 
     def pull(self, *a, **k):  # pragma: no cover - must never be called

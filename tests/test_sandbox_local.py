@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, ExecutionResult, get_backend
-from dojoflow.infra.sandbox.base import python_command
+from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, ExecutionResult, get_backend, python_command
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the local backend's limits are tested on Linux")
 

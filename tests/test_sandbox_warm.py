@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, python_command
+from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, ExecutionResult, get_backend, python_command
 from dojoflow.infra.sandbox.bwrap import bwrap_available
 from dojoflow.infra.sandbox.warm import WarmBackend
 
@@ -59,7 +59,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture(params=INNERS)
 def episode(request, home):
-    backend = WarmBackend(request.param)
+    backend = WarmBackend(get_backend(request.param))
     yield Episode(backend, home["workspace"], home["public"])
     backend.close()
 
@@ -155,7 +155,7 @@ def test_step_that_kills_the_worker_fails_clearly_and_next_step_works(episode):
 
 @pytest.mark.parametrize("inner", INNERS)
 def test_step_that_stops_the_worker_is_killed_after_the_grace(inner, home):
-    with WarmBackend(inner, grace_s=1) as backend:
+    with WarmBackend(get_backend(inner), grace_s=1) as backend:
         ep = Episode(backend, home["workspace"], home["public"])
         assert ep.step("pass\n").ok
         started = time.monotonic()
@@ -212,11 +212,12 @@ def test_multiprocessing_spawn_finds_the_main_module(episode):
 
 @pytest.mark.parametrize("inner", INNERS)
 def test_missing_preload_module_and_failed_start(inner, home):
-    with WarmBackend(inner, preload=("numpy", "no_such_module_xyz")) as backend:
+    with WarmBackend(get_backend(inner), preload=("numpy", "no_such_module_xyz")) as backend:
         ep = Episode(backend, home["workspace"], home["public"])
         r = ep.step("import sys\nprint('np', 'numpy' in sys.modules)\n")
         assert r.ok and "np True" in r.stdout and r.backend == f"warm-{inner}"
-    with WarmBackend(inner, startup_timeout_s=0.001) as backend:  # the worker cannot start: the step runs cold
+    # the worker cannot start: the step runs cold
+    with WarmBackend(get_backend(inner), startup_timeout_s=0.001) as backend:
         r = Episode(backend, home["workspace"], home["public"]).step("print('cold step')\n")
         assert r.ok and "cold step" in r.stdout and r.backend == inner
 
@@ -236,7 +237,7 @@ def test_host_secrets_are_not_visible(episode, home):
 # -- isolation (bwrap only) ---------------------------------------------------------------------------------
 @bwrap_only
 def test_private_answers_and_worker_are_out_of_reach(home):
-    with WarmBackend("bwrap") as backend:
+    with WarmBackend(get_backend("bwrap")) as backend:
         ep = Episode(backend, home["workspace"], home["public"])
         code = (
             "import os\n"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dojoflow.tasks_catalog.errors import TaskSpecError, UnknownTaskError
+from dojoflow.errors import TaskSpecError, UnknownTaskError
 from dojoflow.tasks_catalog.metrics import METRICS
 from dojoflow.tasks_catalog.preparation import (
     MANIFEST,

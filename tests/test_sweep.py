@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dojoflow.errors import SweepSpecError
 from dojoflow.flows.sweep_spec import load_sweep_spec, parse_sweep_spec
-from dojoflow.tasks_catalog.errors import SweepSpecError
 
 pytestmark = pytest.mark.integration
 BUILTIN = Path(__file__).resolve().parents[1] / "dojoflow" / "tasks_catalog" / "builtin"
@@ -56,7 +56,7 @@ def flaky_task(tmp_path, monkeypatch):
 def test_sweep_resumes_and_retries_only_the_failed_episode(prefect_api, settings, flaky_task):
     from mlflow.tracking import MlflowClient
 
-    from dojoflow.flows.prefect_episode import sweep_flow
+    from dojoflow.flows.prefect_sweep import sweep_flow
     from dojoflow.flows.sweep import sweep_status
     from dojoflow.storage.results import load_results
 

@@ -42,6 +42,8 @@ scikit-learn, pandas and numpy are available. Keep runtime modest."""
 
 @dataclass
 class Node:
+    """A node of AIDE's solution tree: a script, its parent, the stage that made it and its score."""
+
     id: int
     stage: str  # draft | debug | improve
     parent: int | None
@@ -69,6 +71,7 @@ class AIDEAgent(LLMAgent):
 
     # -- search ----------------------------------------------------------------------------------------------
     def run(self) -> Plan:
+        """The search: drafts first, then debug or improve the node the policy picks, until the budget ends."""
         self.nodes: list[Node] = []
         self.pending: Node | None = None
         self.rng = random.Random(self.seed)
@@ -96,6 +99,7 @@ class AIDEAgent(LLMAgent):
         self.end_reason = f"max_nodes={self.max_nodes} reached"
 
     def on_observation(self, observation) -> None:
+        """Attach the step's outcome (score, or the error to debug) to the node that produced it."""
         node, self.pending = getattr(self, "pending", None), None
         if node is None or observation.kind != "execute_code":
             return
@@ -108,6 +112,8 @@ class AIDEAgent(LLMAgent):
         self._save_tree()
 
     def search_policy(self) -> tuple[str, Node | None]:
+        """AIDE's policy: draft until there are enough drafts; then, with probability ``debug_prob``, debug a
+        buggy leaf; else improve the best node."""
         drafts = [n for n in self.nodes if n.stage == "draft"]
         if len(drafts) < self.num_drafts:
             return "draft", None
@@ -127,6 +133,7 @@ class AIDEAgent(LLMAgent):
 
     @property
     def best_node(self) -> Node | None:
+        """The scored node with the best score in the task's direction, or None."""
         good = [n for n in getattr(self, "nodes", []) if not n.buggy]
         best = None
         for n in good:
@@ -176,6 +183,7 @@ class AIDEAgent(LLMAgent):
 
     # -- artifacts -------------------------------------------------------------------------------------------
     def tree(self) -> dict[str, Any]:
+        """The tree as JSON-ready data (saved as ``aide_tree.json``)."""
         best = self.best_node
         return {"agent": self.name, "model": self.client.model, "task": self.info.get("task_id"),
                 "metric": self.info.get("metric"), "higher_is_better": self.higher_is_better,

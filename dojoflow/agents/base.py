@@ -18,6 +18,8 @@ class Agent(Protocol):
     name: str
     last_step_info: dict[str, Any]
 
-    def reset(self, observation: Observation, seed: int) -> None: ...
+    def reset(self, observation: Observation, seed: int) -> None:
+        """Start an episode from its first observation (the task overview)."""
 
-    def act(self, observation: Observation) -> Action: ...
+    def act(self, observation: Observation) -> Action:
+        """The next action for ``observation``."""

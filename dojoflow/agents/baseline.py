@@ -85,7 +85,8 @@ def features(frame):
     return frame
 '''
     if kind == "text":
-        preprocess_code = f'''preprocess = ColumnTransformer([("tfidf", TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2)),
+        tfidf = "TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2))"
+        preprocess_code = f'''preprocess = ColumnTransformer([("tfidf", {tfidf},
                                 {inputs["column"]!r})])'''
     else:
         preprocess_code = '''NUMERIC = [c for c in X.columns if X[c].dtype.kind in "ifb"]
@@ -97,7 +98,8 @@ preprocess = ColumnTransformer([
 ])'''
     predict = ("model.predict_proba(X_test)[:, 1]" if info["prediction"] == "probability"
                else "model.predict(X_test)")
-    clip = "\n    values = np.clip(values, 0, None)  # RMSLE needs predictions >= 0" if info["metric"].startswith("rmsle") else ""
+    clip = ("\n    values = np.clip(values, 0, None)  # RMSLE needs predictions >= 0"
+            if info["metric"].startswith("rmsle") else "")
     if time_col:
         cv = "TimeSeriesSplit(n_splits=5)"
     elif regression or len(targets) > 1:
@@ -155,6 +157,7 @@ class BaselineAgent:
         self.reset(None, 0)
 
     def reset(self, observation: Observation | None, seed: int) -> None:
+        """Start an episode (the task info is read from the first observation that carries it)."""
         self.seed = seed
         self.info: dict[str, Any] | None = None
         self.next_model = 0
@@ -162,6 +165,7 @@ class BaselineAgent:
         self.higher_is_better = True
 
     def act(self, observation: Observation) -> Action:
+        """request_info first, then one model of the ladder per step, then submit the best step."""
         data = observation.data
         self._remember_feedback(data)
         steps_left = data.get("steps_left", 1)

@@ -20,12 +20,14 @@ import json
 import os
 import re
 import time
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 from dojoflow.dojo.actions import Action
 from dojoflow.dojo.observation import Observation
-from dojoflow.llm.client import BudgetExceeded, LLMClient, LLMError
+from dojoflow.errors import BudgetExceeded, LLMError, UnknownOptionError, UsageError
+from dojoflow.llm.client import LLMClient
 
 Plan = Generator[Action, Observation, None]
 
@@ -101,9 +103,9 @@ class LLMAgent:
                  cache: bool = True, cache_dir: str | None = None, client: LLMClient | None = None,
                  artifacts_dir: str | None = None, **options: Any) -> None:
         if options:
-            raise TypeError(f"{self.name} agent: unknown options {', '.join(sorted(options))}")
+            raise UnknownOptionError(f"{self.name} agent: unknown options {', '.join(sorted(options))}")
         if api_key_env and not os.environ.get(api_key_env):
-            raise ValueError(f"{self.name} agent: the environment variable {api_key_env} (api_key_env) is not set")
+            raise UsageError(f"{self.name} agent: the environment variable {api_key_env} (api_key_env) is not set")
         api_key = os.environ.get(api_key_env) if api_key_env else None  # keys never travel in agent options
         self.client = client or LLMClient(model or "", base_url, api_key=api_key, temperature=temperature,
                                           max_tokens=max_tokens, token_budget=token_budget, timeout_s=timeout_s,
@@ -124,6 +126,7 @@ class LLMAgent:
 
     # -- protocol -----------------------------------------------------------------------------------------------
     def reset(self, observation: Observation | None, seed: int) -> None:
+        """Start an episode: a fresh token budget, the task info, and a new plan (generator)."""
         self.seed = seed
         self.client.reset_budget(cache_salt=f"seed={seed}")
         self.started = time.monotonic()
@@ -138,6 +141,7 @@ class LLMAgent:
         self._done = False
 
     def act(self, observation: Observation) -> Action:
+        """Advance the plan with ``observation``; the action it yields, with this step's LLM accounting."""
         self._observe(observation)
         self.client.take_step_usage()
         self.note = ""
@@ -204,6 +208,7 @@ class LLMAgent:
 
     # -- helpers for scaffolds -----------------------------------------------------------------------------------
     def better(self, a: float | None, b: float | None) -> bool:
+        """Whether score ``a`` beats ``b`` in the task's direction (None never beats anything)."""
         if a is None:
             return False
         if b is None:
@@ -211,9 +216,11 @@ class LLMAgent:
         return a > b if self.higher_is_better else a < b
 
     def ask(self, messages: list[dict[str, str]]) -> str:
+        """One chat completion through the shared client (retries, accounting, budget, cache); the reply text."""
         return self.client.chat(messages).text
 
     def budget_text(self) -> str:
+        """A line telling the model what is left: steps, tokens and time."""
         parts = [f"{self.steps_left} environment steps left (the last one is reserved for submitting)"]
         elapsed = time.monotonic() - self.started
         if self.time_budget_s:
@@ -226,8 +233,10 @@ class LLMAgent:
         return "Budget: " + "; ".join(parts) + "."
 
     def time_left(self) -> bool:
+        """Whether the scaffold's time budget (if any) still has room."""
         return self.time_budget_s is None or time.monotonic() - self.started < self.time_budget_s
 
     def run(self) -> Plan:  # pragma: no cover - subclasses implement it
+        """The scaffold itself, as a generator of actions (see the module docstring)."""
         raise NotImplementedError
         yield

@@ -41,6 +41,7 @@ class ReActAgent(LLMAgent):
         self.max_repairs, self.context_tokens = max_repairs, context_tokens
 
     def run(self) -> Plan:
+        """Think-act loop: each reply is one JSON action; bad replies are repaired, then the loop goes on."""
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": self._first_prompt()}]
         while True:
@@ -61,7 +62,7 @@ class ReActAgent(LLMAgent):
 
     def _next_action(self, messages: list[dict[str, str]]):
         attempts: list[dict[str, str]] = []
-        for attempt in range(self.max_repairs + 1):
+        for _ in range(self.max_repairs + 1):
             reply = self.ask(messages + attempts)
             try:
                 return parse_action(reply), reply

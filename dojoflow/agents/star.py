@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 from dojoflow.agents.llm_base import LLMAgent, Plan, extract_code, task_brief
 from dojoflow.dojo.actions import Action
 from dojoflow.dojo.observation import Observation
+from dojoflow.tasks_catalog.kinds import TASK_KINDS
 
 CANDIDATE_MODELS: dict[str, list[str]] = {
     "regression": ["Ridge regression on one-hot encoded, standardised features",
@@ -58,10 +60,9 @@ CODE_FORMAT = "Reply with a one-line summary, then the complete script in a sing
 
 
 def candidates_for(task_type: str) -> list[str]:
-    for key in ("image", "text", "time-series", "regression"):
-        if key in (task_type or ""):
-            return CANDIDATE_MODELS[key]
-    return CANDIDATE_MODELS["classification"]
+    """Candidate model descriptions for a task kind's family (classification for kinds without their own)."""
+    family = TASK_KINDS[task_type].family if task_type in TASK_KINDS else "classification"
+    return CANDIDATE_MODELS.get(family, CANDIDATE_MODELS["classification"])
 
 
 class STARAgent(LLMAgent):
@@ -119,7 +120,7 @@ class STARAgent(LLMAgent):
         for attempt in range(self.max_debug_rounds + 1):
             self.note = f"STAR {label}" + (f" (debug {attempt})" if attempt else "") + (
                 f"; {'; '.join(self.checks)}" if self.checks else "")
-            self.checks = []
+            self.checks.clear()
             observation = yield Action("execute_code", code=code)
             data = observation.data
             if data.get("valid") and data.get("feedback_score") is not None:
@@ -142,6 +143,7 @@ class STARAgent(LLMAgent):
 
     # -- the pipeline ----------------------------------------------------------------------------------------
     def run(self) -> Plan:
+        """Candidates, merge, ablation-guided refinement of the block that matters, ensemble; then submit."""
         self.log: list[dict[str, Any]] = []
         self.solutions: list[tuple[float, str, str]] = []
         self.checks: list[str] = []
@@ -163,6 +165,7 @@ class STARAgent(LLMAgent):
             self.end_reason = "no initial solution produced usable code"
             return
         scored.sort(key=lambda s: s[0], reverse=self.higher_is_better)
+        best_score: float | None
         best_score, best_code, _ = scored[0]
         # 2. merge candidates into the best one while it helps
         for score, code, model in scored[1:]:
@@ -225,7 +228,7 @@ class STARAgent(LLMAgent):
             self._log("ensemble", plan=plan, score=score)
         self.end_reason = "the MLE-STAR pipeline finished"
 
-    def _refine_once(self, outer: int, best_score: float, best_code: str, refined: list[str], reserve: int):
+    def _refine_once(self, outer: int, best_score: float | None, best_code: str, refined: list[str], reserve: int):
         reply = self._chat("ablation", (
             f"Run an ablation study of the solution below (score {best_score:.6g}). Write up to "
             f"{self.ablation_variants} variants, each the complete solution with ONE named code block removed or "
@@ -264,7 +267,8 @@ class STARAgent(LLMAgent):
         plan = reply.split("Plan:", 1)[1].strip()[:800] if "Plan:" in reply else f"Improve {target}."
         refined.append(target)
         tried: list[tuple[str, float | None]] = []
-        outer_best_score, outer_best_code = best_score, best_code
+        outer_best_score: float | None = best_score
+        outer_best_code = best_code
         for inner in range(self.inner_loops):
             if not self._has_steps(reserve):
                 break

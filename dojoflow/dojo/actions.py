@@ -6,12 +6,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dojoflow.errors import InvalidActionError
+
+__all__ = ["ACTION_TYPES", "CODE_ACTIONS", "Action", "InvalidActionError"]
+
 ACTION_TYPES = ("request_info", "validate_code", "execute_code", "get_history", "submit")
 CODE_ACTIONS = ("validate_code", "execute_code")
-
-
-class InvalidActionError(ValueError):
-    """An action that cannot be understood; the message says what a valid one looks like."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Action:
             raise InvalidActionError(f"action '{self.type}' needs non-empty 'code'")
 
     @classmethod
-    def from_any(cls, value: "Action | dict[str, Any] | str") -> "Action":
+    def from_any(cls, value: Action | dict[str, Any] | str) -> Action:
         """Accept an Action, a dict, or a JSON object string (the form LLM agents produce)."""
         if isinstance(value, Action):
             return value
@@ -53,4 +53,5 @@ class Action:
         return cls(**value)
 
     def to_dict(self) -> dict[str, Any]:
+        """The action as the JSON object an LLM would emit (fields that are None left out)."""
         return {k: v for k, v in asdict(self).items() if v is not None}

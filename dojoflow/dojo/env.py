@@ -13,16 +13,24 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dojoflow.config import Settings, get_settings
-from dojoflow.dojo.actions import CODE_ACTIONS, Action, InvalidActionError
+from dojoflow.defaults import DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE
+from dojoflow.dojo.actions import CODE_ACTIONS, Action
 from dojoflow.dojo.observation import Observation, describe_data, render_execution
+from dojoflow.dojo.records import Outcome, StepRecord, Usage
 from dojoflow.dojo.rewards import reward_for
-from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, ExecutionResult, SandboxBackend, get_backend
-from dojoflow.infra.sandbox.base import python_command
+from dojoflow.errors import EpisodeStateError, InvalidActionError
+from dojoflow.infra.sandbox import (
+    ExecutionLimits,
+    ExecutionRequest,
+    ExecutionResult,
+    SandboxBackend,
+    get_backend,
+    python_command,
+)
 from dojoflow.tasks_catalog.grading import GradeResult, answer_table, grade_submission, task_leaderboard
 from dojoflow.tasks_catalog.preparation import PreparedData, prepare_task
 from dojoflow.tasks_catalog.registry import get_task
@@ -32,36 +40,11 @@ from dojoflow.tasks_catalog.submission import validate_submission
 SUBMISSION_FILE = "submission.csv"
 
 
-@dataclass
-class StepRecord:
-    """One step of the trajectory, as recorded and exported."""
-
-    index: int
-    action: dict[str, Any]
-    observation: str
-    reward: float
-    valid_submission: bool | None = None
-    feedback_score: float | None = None
-    feedback_human_rank: float | None = None
-    errors: list[str] = field(default_factory=list)
-    execution: dict[str, Any] | None = None
-    duration_s: float = 0.0
-    agent: dict[str, Any] = field(default_factory=dict)  # agent-side info: tokens, cost, notes
-
-
-@dataclass
-class FinalOutcome:
-    """The chosen final submission and its grade on the private part."""
-
-    step: int | None
-    reason: str
-    grade: GradeResult
-
-
 class MLEEnvironment:
     """Plain-Python environment; the gymnasium wrapper and the Prefect flow both drive this class."""
 
-    def __init__(self, task: str | TaskSpec, *, seed: int = 0, max_steps: int = 10, reward_mode: str = "human_rank",
+    def __init__(self, task: str | TaskSpec, *, seed: int = 0, max_steps: int = DEFAULT_MAX_STEPS,
+                 reward_mode: str = DEFAULT_REWARD_MODE,
                  sandbox: SandboxBackend | str | None = None, settings: Settings | None = None,
                  episode_id: str | None = None, limits: ExecutionLimits | None = None,
                  gpu: int | None = None, wall_time_s: float | None = None,
@@ -77,7 +60,7 @@ class MLEEnvironment:
         self.history: list[StepRecord] = []
         self.best_step: int | None = None
         self.best_score: float | None = None
-        self.final: FinalOutcome | None = None
+        self.outcome: Outcome | None = None
         self.started_at = time.monotonic()
         self._limits = limits
         self.gpu = gpu  # device index leased for this episode (see infra.gpu.GpuPool), or None
@@ -87,10 +70,19 @@ class MLEEnvironment:
     # -- paths --------------------------------------------------------------------------------------------
     @property
     def workspace(self) -> Path:
+        """The agent's persistent working directory (public data appears in it as ``data/``)."""
         return self.episode_dir / "workspace"
 
     def step_dir(self, index: int) -> Path:
+        """Where step ``index``'s code, output and submission are kept."""
         return self.episode_dir / "steps" / f"{index:03d}"
+
+    @property
+    def data(self) -> PreparedData:
+        """The task's prepared data (available after :meth:`reset`)."""
+        if self.prepared is None:
+            raise EpisodeStateError("call reset() before using the environment")
+        return self.prepared
 
     @property
     def limits(self) -> ExecutionLimits:
@@ -102,11 +94,13 @@ class MLEEnvironment:
 
     @property
     def steps_left(self) -> int:
+        """Steps left in the step budget."""
         return self.max_steps - len(self.history)
 
     @property
     def done(self) -> bool:
-        return self.final is not None
+        """The final grade has been given (submit, or a budget ran out)."""
+        return self.outcome is not None
 
     # -- gym-style API ------------------------------------------------------------------------------------
     def reset(self) -> tuple[Observation, dict[str, Any]]:
@@ -115,7 +109,7 @@ class MLEEnvironment:
         if self.episode_dir.exists():  # a re-run of the same episode id (a retried sweep episode) starts clean
             shutil.rmtree(self.episode_dir)
         self.workspace.mkdir(parents=True, exist_ok=True)
-        self.history, self.best_step, self.best_score, self.final = [], None, None, None
+        self.history, self.best_step, self.best_score, self.outcome = [], None, None, None
         self.started_at = time.monotonic()
         obs = self._info_observation(first=True)
         self.initial_observation = obs.text
@@ -139,18 +133,19 @@ class MLEEnvironment:
     def run_code(self, action: Action) -> ExecutionResult | None:
         """Execution: run a code action's code in the sandbox; None for actions without code."""
         if self.done:
-            raise RuntimeError("the episode has ended; call reset() to start a new one")
+            raise EpisodeStateError("the episode has ended; call reset() to start a new one")
         if action.type not in CODE_ACTIONS:
             return None
         index = len(self.history)
         step_dir = self.step_dir(index)
         step_dir.mkdir(parents=True, exist_ok=True)
         code_name = f"step_{index:03d}.py"
-        (step_dir / "code.py").write_text(action.code)
-        (self.workspace / code_name).write_text(action.code)
+        code = action.code or ""
+        (step_dir / "code.py").write_text(code)
+        (self.workspace / code_name).write_text(code)
         (self.workspace / SUBMISSION_FILE).unlink(missing_ok=True)
         result = self.sandbox.run(ExecutionRequest(python_command(code_name), self.workspace,
-                                                   self.prepared.public, self.limits, gpu=self.gpu))
+                                                   self.data.public, self.limits, gpu=self.gpu))
         (step_dir / "stdout.txt").write_text(result.stdout)
         (step_dir / "stderr.txt").write_text(result.stderr)
         produced = self.workspace / SUBMISSION_FILE
@@ -167,8 +162,8 @@ class MLEEnvironment:
         record = StepRecord(index=index, action=action.to_dict() if action else {"type": "invalid"},
                             observation="", reward=0.0, agent=dict(agent_info or {}))
         terminated = False
-        if invalid_action is not None:
-            obs = Observation.error("invalid_action", invalid_action,
+        if invalid_action is not None or action is None:
+            obs = Observation.error("invalid_action", invalid_action or "no action",
                                     ["the action must be a JSON object with a valid 'type'"], self.steps_left - 1)
         elif action.type == "request_info":
             obs = self._info_observation()
@@ -178,6 +173,9 @@ class MLEEnvironment:
             obs = self._submit(action.step)
             terminated = True
         else:
+            if execution is None:  # a code action whose execution step did not run
+                execution = ExecutionResult.not_started(self.sandbox.name, self.sandbox.isolated,
+                                                        "the code was not run")
             obs = self._code_feedback(action, execution, record)
         record.observation = obs.text
         record.duration_s = round(time.monotonic() - started + (execution.duration_s if execution else 0.0), 4)
@@ -186,21 +184,21 @@ class MLEEnvironment:
         truncated = exhausted is not None
         info: dict[str, Any] = {"step": index, "steps_left": self.steps_left}
         if truncated:
-            final = self.finalise(None, f"{exhausted} budget exhausted: the best valid submission by feedback score "
+            final = self.grade_final(None, f"{exhausted} budget exhausted: the best valid submission by feedback score "
                                         "was graded")
             obs = obs.with_text(obs.text + f"\n\nThe {exhausted} budget is used up. {final.reason}.")
             info["truncated_by"] = exhausted
-        if self.final is not None:
-            info["final"] = self.final.grade.to_dict()
-            info["final_step"] = self.final.step
-            info["final_reason"] = self.final.reason
+        if self.outcome is not None:
+            info["final"] = self.outcome.grade.to_dict()
+            info["final_step"] = self.outcome.step
+            info["final_reason"] = self.outcome.reason
         return obs, record.reward, terminated, truncated, info
 
     # -- helpers ------------------------------------------------------------------------------------------
     @property
-    def cost_usd(self) -> float:
-        """Cost the agent reported so far (LLM agents report it per step in ``agent_info``)."""
-        return float(sum(r.agent.get("cost_usd", 0.0) or 0.0 for r in self.history))
+    def usage(self) -> Usage:
+        """Tokens, cost and LLM calls the agent reported so far (LLM agents report them per step)."""
+        return Usage.of(self.history)
 
     def exhausted_budget(self) -> str | None:
         """Which budget is used up ("step", "wall-time", "cost"), or None."""
@@ -208,7 +206,7 @@ class MLEEnvironment:
             return "step"
         if self.wall_time_s is not None and time.monotonic() - self.started_at >= self.wall_time_s:
             return "wall-time"
-        if self.cost_budget_usd is not None and self.cost_usd >= self.cost_budget_usd:
+        if self.cost_budget_usd is not None and self.usage.cost_usd >= self.cost_budget_usd:
             return "cost"
         return None
 
@@ -220,33 +218,33 @@ class MLEEnvironment:
         if failure:
             record.errors.append(failure)
         elif action.type == "validate_code":
-            expected = answer_table(self.spec, self.prepared, "all").column(self.spec.submission.id_column)
+            expected = answer_table(self.spec, self.data, "all").column(self.spec.submission.id_column)
             validation = validate_submission(submission, self.spec, expected)
             record.valid_submission = validation.valid
             record.errors.extend(validation.errors)
         else:
-            feedback = grade_submission(self.spec, self.prepared, submission, part="public")
+            feedback = grade_submission(self.spec, self.data, submission, part="public")
             record.valid_submission = feedback.valid
             record.errors.extend(feedback.errors)
-            if feedback.valid:
-                record.feedback_score = feedback.score
+            score = feedback.score if feedback.valid else None
+            if score is not None and feedback.placement is not None:
+                record.feedback_score = score
                 record.feedback_human_rank = feedback.placement.human_rank
             record.reward = reward_for(self.reward_mode, feedback, self.best_score, self.spec.higher_is_better)
-            if feedback.valid and (self.best_score is None or self.spec.metric.is_better(feedback.score,
-                                                                                         self.best_score)):
-                self.best_step, self.best_score = record.index, feedback.score
+            if score is not None and (self.best_score is None or self.spec.metric.is_better(score, self.best_score)):
+                self.best_step, self.best_score = record.index, score
         return render_execution(self.spec, action, execution, failure, record, self.steps_left - 1)
 
     def _submit(self, step: int | None) -> Observation:
         if step is not None:
             chosen = next((r for r in self.history if r.index == step), None)
             if chosen is None or not chosen.valid_submission or chosen.feedback_score is None:
-                final = self.finalise(None, f"step {step} has no valid scored submission; the best valid "
+                final = self.grade_final(None, f"step {step} has no valid scored submission; the best valid "
                                              "submission by feedback score was graded instead")
             else:
-                final = self.finalise(step, f"the submission of step {step} was chosen by the agent")
+                final = self.grade_final(step, f"the submission of step {step} was chosen by the agent")
         else:
-            final = self.finalise(None, "the best valid submission by feedback score was graded")
+            final = self.grade_final(None, "the best valid submission by feedback score was graded")
         grade = final.grade
         text = f"Episode submitted: {final.reason}."
         if grade.valid:
@@ -255,44 +253,30 @@ class MLEEnvironment:
             text += " No valid submission: " + "; ".join(grade.errors)
         return Observation(text=text, kind="submitted", data={"final_step": final.step, "valid": grade.valid})
 
-    def finalise(self, step: int | None, reason: str) -> FinalOutcome:
-        """Final grading on the private part of the chosen (or best) step's submission."""
+    def grade_final(self, step: int | None, reason: str) -> Outcome:
+        """The final grade: the chosen (or else the best) step's submission on the private part."""
         step = self.best_step if step is None else step
         path = self.step_dir(step) / SUBMISSION_FILE if step is not None else self.episode_dir / "no-submission.csv"
         if step is None:
             reason = "no valid submission was made during the episode"
-        grade = grade_submission(self.spec, self.prepared, path, part="private")
-        self.final = FinalOutcome(step=step, reason=reason, grade=grade)
-        return self.final
-
-    def trajectory_header(self) -> dict[str, Any]:
-        """What a trajectory file says about the episode (the episode flow adds its own result fields)."""
-        grade = self.final.grade if self.final else None
-        placement = grade.placement if grade else None
-        return {"episode_id": self.episode_id, "task_id": self.spec.id, "seed": self.seed,
-                "valid": bool(grade and grade.valid), "score": grade.score if grade else None,
-                "medal": grade.medal if grade else None, "above_median": bool(placement and placement.above_median),
-                "human_rank": placement.human_rank if placement else 0.0,
-                "final_step": self.final.step if self.final else None,
-                "final_reason": self.final.reason if self.final else None,
-                "initial_observation": self.initial_observation, "reward_mode": self.reward_mode,
-                "max_steps": self.max_steps}
+        grade = grade_submission(self.spec, self.data, path, part="private")
+        self.outcome = Outcome(step=step, reason=reason, grade=grade)
+        return self.outcome
 
     def close(self) -> None:
         """Release the sandbox's long-lived resources (the warm worker, if any)."""
-        close = getattr(self.sandbox, "close", None)
-        if callable(close):
-            close()
+        self.sandbox.close()
 
     @property
-    def final_submission(self) -> Path | None:
-        if self.final is None or self.final.step is None:
+    def chosen_submission(self) -> Path | None:
+        """The submission file that received the final grade (None before it, or without a valid one)."""
+        if self.outcome is None or self.outcome.step is None:
             return None
-        return self.step_dir(self.final.step) / SUBMISSION_FILE
+        return self.step_dir(self.outcome.step) / SUBMISSION_FILE
 
     def _info_observation(self, first: bool = False) -> Observation:
         board = task_leaderboard(self.spec, "public")
-        data = describe_data(self.spec, self.prepared)
+        data = describe_data(self.spec, self.data)
         data.update({"steps_left": self.steps_left - (0 if first else 1),
                      "leaderboard_provenance": board.provenance, "leaderboard_entries": board.num_teams})
         text = (f"{self.spec.description()}\n\n## Data structure\n{data['data_structure']}\n\n"
@@ -308,8 +292,8 @@ class MLEEnvironment:
     def _history_observation(self) -> Observation:
         rows = [{"step": r.index, "action": r.action.get("type"), "valid": r.valid_submission,
                  "feedback_score": r.feedback_score, "reward": r.reward, "errors": r.errors} for r in self.history]
-        lines = [f"step {r['step']}: {r['action']}, valid={r['valid']}, feedback={r['feedback_score']}, "
-                 f"reward={r['reward']:.4f}" + (f", errors: {'; '.join(r['errors'])}" if r["errors"] else "")
-                 for r in rows]
+        lines = [f"step {r.index}: {r.action.get('type')}, valid={r.valid_submission}, "
+                 f"feedback={r.feedback_score}, reward={r.reward:.4f}"
+                 + (f", errors: {'; '.join(r.errors)}" if r.errors else "") for r in self.history]
         text = "History:\n" + ("\n".join(lines) if lines else "(no steps yet)") + f"\n{self.steps_left - 1} steps left."
         return Observation(text=text, kind="history", data={"steps": rows, "best_step": self.best_step})

@@ -35,6 +35,7 @@ from dojoflow.config import Settings
 from dojoflow.dojo.actions import ACTION_TYPES
 from dojoflow.dojo.env import MLEEnvironment
 from dojoflow.dojo.observation import Observation
+from dojoflow.errors import EpisodeStateError
 
 OBSERVATION_KINDS = ("info", "history", "validate_code", "execute_code", "submitted", "error")
 MAX_TEXT = 1_000_000
@@ -48,6 +49,7 @@ class UnicodeText(spaces.Text):
     """
 
     def contains(self, x: Any) -> bool:
+        """Any string of an admissible length."""
         return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
 
 
@@ -90,16 +92,16 @@ class DojoflowEnv(gym.Env):
         self.inner = MLEEnvironment(self.task, seed=agent_seed, max_steps=self.max_steps,
                                     reward_mode=self.reward_mode, sandbox=self.sandbox, settings=self.settings,
                                     wall_time_s=self.wall_time_s, cost_budget_usd=self.cost_budget_usd)
-        observation, info = self.inner.reset()
+        observation, info = self._episode().reset()
         return self._observe(observation), {**info, "observation": dict(observation.data), "task": self.task}
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        if self.inner is None:
-            raise RuntimeError("call reset() before step()")
+        """One action in any of the accepted forms; see the module docstring."""
+        inner = self._episode()
         action, usage = self._normalise(action)
-        parsed, error = self.inner.parse_action(action)
-        execution = self.inner.run_code(parsed) if parsed is not None else None
-        observation, reward, terminated, truncated, info = self.inner.finish_step(
+        parsed, error = inner.parse_action(action)
+        execution = inner.run_code(parsed) if parsed is not None else None
+        observation, reward, terminated, truncated, info = inner.finish_step(
             parsed, execution, invalid_action=error, agent_info=usage)
         info["observation"] = dict(observation.data)
         if terminated or truncated:
@@ -107,27 +109,37 @@ class DojoflowEnv(gym.Env):
         return self._observe(observation), float(reward), terminated, truncated, info
 
     def close(self) -> None:
+        """Release the episode's sandbox (its warm worker, if any)."""
         if self.inner is not None:
             self.inner.close()
         super().close()
 
     def render(self) -> str | None:
+        """The last observation's text (``render_mode='ansi'``)."""
         return self._last.text if self.render_mode == "ansi" and self._last else None
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _write_trajectory(self):
         """Record the finished episode like the episode flow does, so ``dojoflow export`` includes it."""
+        import time
+
+        from dojoflow.dojo.summary import summarize
         from dojoflow.storage.trajectory import write_trajectory
 
-        inner = self.inner
-        header = {"agent": self.agent_name, **inner.trajectory_header()}
-        return write_trajectory(inner.episode_dir / "trajectory.jsonl", header, inner.history)
+        inner = self._episode()
+        summary = summarize(inner, self.agent_name, time.monotonic() - inner.started_at)
+        return write_trajectory(inner.episode_dir / "trajectory.jsonl", summary.trajectory_header(), inner.history)
 
     def _observe(self, observation: Observation) -> dict[str, Any]:
         self._last = observation
         kind = observation.kind if observation.kind in OBSERVATION_KINDS else "error"
         return {"text": observation.text, "kind": OBSERVATION_KINDS.index(kind),
-                "steps_left": int(min(max(self.inner.steps_left, 0), self.max_steps))}
+                "steps_left": int(min(max(self._episode().steps_left, 0), self.max_steps))}
+
+    def _episode(self) -> MLEEnvironment:
+        if self.inner is None:
+            raise EpisodeStateError("call reset() before step()")
+        return self.inner
 
     @staticmethod
     def _normalise(action: Any) -> tuple[Any, dict[str, Any]]:

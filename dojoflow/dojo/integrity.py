@@ -1,7 +1,10 @@
 """Integrity checks: was the final result earned?
 
 - ``reproducible``: the final step's code, re-run alone in a fresh workspace holding only the public
-  data, produces the same submission (so it did not depend on hand-edited files or hidden state)
+  data, produces the same submission (so it did not depend on hand-edited files or hidden state). The
+  re-run uses the episode's own sandbox (with the warm mode, a fresh fork of its worker): everything the
+  agent left in the workspace is first moved out of it, to ``<episode>/workspace-at-end/``, so the
+  workspace the code sees is as fresh as at the start and no second sandbox has to start
 - ``not_constant``: the predictions are not one constant value (a hand-written or degenerate submission)
 
 Each check reports passed / failed with a detail; the episode result carries them all.
@@ -9,20 +12,26 @@ Each check reports passed / failed with a detail; the episode result carries the
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dojoflow.dojo.env import SUBMISSION_FILE, MLEEnvironment
-from dojoflow.infra.sandbox import ExecutionRequest
-from dojoflow.infra.sandbox.base import python_command
+from dojoflow.infra.sandbox import ExecutionRequest, python_command
+from dojoflow.infra.sandbox.workspace import DATA_DIR, TMP_DIR
+
+RERUN_SCRIPT = "rerun_final_step.py"
+WORKSPACE_AT_END = "workspace-at-end"
 
 
 @dataclass(frozen=True)
 class Check:
+    """One check's verdict and the evidence for it."""
+
     name: str
     passed: bool
     detail: str
+    evidence: dict = field(default_factory=dict)
 
 
 def _same_submission(a: Path, b: Path, text_columns: bool) -> tuple[bool, str]:
@@ -44,32 +53,49 @@ def _same_submission(a: Path, b: Path, text_columns: bool) -> tuple[bool, str]:
     return True, "the final code re-run in a clean workspace reproduced the submission"
 
 
+def empty_workspace(workspace: Path, keep_in: Path) -> None:
+    """Move everything the agent left in ``workspace`` into ``keep_in`` (kept for inspection), leaving only
+    the data mount point and an empty ``tmp/``: renames on one filesystem, so instant at any size."""
+    keep_in.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(workspace):
+        if entry.name == DATA_DIR and entry.is_dir(follow_symlinks=False):
+            continue  # a sandbox's mount point: it stays where the sandbox mounted it
+        target = keep_in / entry.name
+        if entry.name == TMP_DIR and entry.is_dir(follow_symlinks=False):
+            target.mkdir(exist_ok=True)
+            for inner in os.scandir(entry.path):
+                os.rename(inner.path, target / inner.name)
+            continue
+        os.rename(entry.path, target)
+
+
 def check_reproducible(env: MLEEnvironment) -> Check:
-    """Re-run the final step's code in a clean workspace and compare the submissions."""
-    submitted = env.final_submission
-    if submitted is None:
+    """Re-run the final step's code alone in the emptied workspace and compare the submissions."""
+    submitted = env.chosen_submission
+    if submitted is None or env.outcome is None or env.outcome.step is None:
         return Check("reproducible", False, "no final submission to reproduce")
-    code = (env.step_dir(env.final.step) / "code.py").read_text()
-    workspace = env.episode_dir / "integrity" / "workspace"
-    shutil.rmtree(workspace, ignore_errors=True)
-    workspace.mkdir(parents=True)
-    (workspace / "final.py").write_text(code)
-    result = env.sandbox.run(ExecutionRequest(python_command("final.py"), workspace, env.prepared.public,
-                                              env.limits))
+    code = (env.step_dir(env.outcome.step) / "code.py").read_text()
+    workspace = env.workspace
+    empty_workspace(workspace, env.episode_dir / WORKSPACE_AT_END)
+    (workspace / RERUN_SCRIPT).write_text(code)
+    result = env.sandbox.run(ExecutionRequest(python_command(RERUN_SCRIPT), workspace, env.data.public,
+                                              env.limits, gpu=env.gpu))
+    evidence = {"exit_code": result.exit_code, "duration_s": result.duration_s, "startup_s": result.startup_s,
+                "backend": result.backend}
     if not result.ok:
-        return Check("reproducible", False, f"the re-run failed: {result.failure_message(env.limits)}")
+        return Check("reproducible", False, f"the re-run failed: {result.failure_message(env.limits)}", evidence)
     rerun = workspace / SUBMISSION_FILE
     if not rerun.is_file():
-        return Check("reproducible", False, f"the re-run wrote no {SUBMISSION_FILE}")
+        return Check("reproducible", False, f"the re-run wrote no {SUBMISSION_FILE}", evidence)
     same, detail = _same_submission(submitted, rerun, env.spec.metric.text_predictions)
-    return Check("reproducible", same, detail)
+    return Check("reproducible", same, detail, evidence)
 
 
 def check_not_constant(env: MLEEnvironment) -> Check:
     """Flag submissions whose predictions are all the same value."""
     import pandas as pd
 
-    submitted = env.final_submission
+    submitted = env.chosen_submission
     if submitted is None:
         return Check("not_constant", False, "no final submission")
     frame = pd.read_csv(submitted)
@@ -82,4 +108,5 @@ def check_not_constant(env: MLEEnvironment) -> Check:
 def run_integrity_checks(env: MLEEnvironment) -> dict:
     """All checks; ``passed`` is True only when every check passed."""
     checks = [check_reproducible(env), check_not_constant(env)]
-    return {"passed": all(c.passed for c in checks), "checks": [asdict(c) for c in checks]}
+    return {"passed": all(c.passed for c in checks), "checks": [asdict(c) for c in checks],
+            "rerun": checks[0].evidence}

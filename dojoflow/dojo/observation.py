@@ -12,7 +12,7 @@ from dojoflow.tasks_catalog.spec import TaskSpec
 
 if TYPE_CHECKING:
     from dojoflow.dojo.actions import Action
-    from dojoflow.dojo.env import StepRecord
+    from dojoflow.dojo.records import StepRecord
     from dojoflow.infra.sandbox import ExecutionResult
     from dojoflow.tasks_catalog.preparation import PreparedData
 
@@ -28,13 +28,15 @@ class Observation:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def error(cls, error_type: str, message: str, causes: list[str], steps_left: int) -> "Observation":
+    def error(cls, error_type: str, message: str, causes: list[str], steps_left: int) -> Observation:
+        """An error observation: type, message, likely causes and the steps left."""
         text = f"Error ({error_type}): {message}\nLikely causes: " + "; ".join(causes) + f"\n{steps_left} steps left."
         return cls(text=text, kind="error",
                    data={"error": {"type": error_type, "message": message, "likely_causes": causes},
                          "steps_left": steps_left})
 
-    def with_text(self, text: str) -> "Observation":
+    def with_text(self, text: str) -> Observation:
+        """The same observation with another text."""
         return replace(self, text=text)
 
 
@@ -46,7 +48,7 @@ def head_tail(text: str, limit: int = OBSERVATION_OUTPUT_CHARS) -> str:
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters omitted] ...\n{text[-half:]}"
 
 
-def describe_data(spec: TaskSpec, prepared: "PreparedData") -> dict[str, Any]:
+def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
     """Columns, dtypes and shapes of the public files, and the first rows of the sample submission."""
     import pandas as pd
 
@@ -80,8 +82,8 @@ def describe_data(spec: TaskSpec, prepared: "PreparedData") -> dict[str, Any]:
     }
 
 
-def render_execution(spec: TaskSpec, action: "Action", execution: "ExecutionResult", failure: str | None,
-                     record: "StepRecord", steps_left: int) -> Observation:
+def render_execution(spec: TaskSpec, action: Action, execution: ExecutionResult, failure: str | None,
+                     record: StepRecord, steps_left: int) -> Observation:
     """Observation for validate_code / execute_code: output, then the submission's validity and feedback."""
     parts = [f"Step {record.index} ({action.type}): exit code {execution.exit_code}, "
              f"{execution.duration_s:.2f} s, peak memory {execution.peak_memory_mb:.0f} MB"]
@@ -112,7 +114,7 @@ def render_execution(spec: TaskSpec, action: "Action", execution: "ExecutionResu
     return Observation(text="\n".join(parts), kind=action.type, data=data)
 
 
-def _failure_type(execution: "ExecutionResult") -> str:
+def _failure_type(execution: ExecutionResult) -> str:
     if execution.error:
         return "sandbox_error"
     if execution.timed_out:
@@ -124,7 +126,7 @@ def _failure_type(execution: "ExecutionResult") -> str:
     return "runtime_error"
 
 
-def _likely_causes(execution: "ExecutionResult") -> list[str]:
+def _likely_causes(execution: ExecutionResult) -> list[str]:
     kind = _failure_type(execution)
     return {
         "timeout": ["an infinite loop", "a model too slow for the step limit: use fewer estimators or rows"],

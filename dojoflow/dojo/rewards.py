@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dojoflow.errors import UnknownNameError
 from dojoflow.tasks_catalog.grading import GradeResult
 
 REWARD_MODES = ("human_rank", "score", "improvement", "milestone")
@@ -19,14 +20,14 @@ MILESTONES = {"format_ok": 0.2, "valid": 0.4, "above_median": 0.6, "bronze": 0.8
 def reward_for(mode: str, feedback: GradeResult | None, best_before: float | None, higher_is_better: bool) -> float:
     """Reward of one code step given its feedback grade and the best feedback score before it."""
     if mode not in REWARD_MODES:
-        raise ValueError(f"unknown reward mode '{mode}'; choose one of {', '.join(REWARD_MODES)}")
+        raise UnknownNameError(f"unknown reward mode '{mode}'; choose one of {', '.join(REWARD_MODES)}")
     if mode == "milestone" and feedback is not None:
         return milestone_reward(feedback)
     if feedback is None or not feedback.valid or feedback.score is None:
         return 0.0
     sign = 1.0 if higher_is_better else -1.0
     if mode == "human_rank":
-        return feedback.placement.human_rank
+        return feedback.placement.human_rank if feedback.placement is not None else 0.0
     if mode == "score":
         return sign * feedback.score
     if best_before is None:
@@ -36,9 +37,9 @@ def reward_for(mode: str, feedback: GradeResult | None, best_before: float | Non
 
 def milestone_reward(feedback: GradeResult) -> float:
     """The highest milestone reached (see the module docstring)."""
-    if not feedback.valid:
-        return MILESTONES["format_ok"] if feedback.format_ok else 0.0
     placement = feedback.placement
+    if not feedback.valid or placement is None:
+        return MILESTONES["format_ok"] if feedback.format_ok else 0.0
     if placement.medal:
         return MILESTONES[placement.medal]
     return MILESTONES["above_median"] if placement.above_median else MILESTONES["valid"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import dojoflow
 
@@ -35,6 +36,6 @@ def deploy_episode_flow(pool: str, name: str = "dojoflow", job_variables: dict |
 
     ensure_process_pool(pool)
     source = str(Path(dojoflow.__file__).resolve().parent.parent)
-    remote = flow.from_source(source=source, entrypoint="dojoflow/flows/prefect_episode.py:episode_flow")
+    remote: Any = flow.from_source(source=source, entrypoint="dojoflow/flows/prefect_episode.py:episode_flow")
     return str(remote.deploy(name=name, work_pool_name=pool, job_variables=job_variables or {},
                              tags=["dojoflow"], build=False, push=False, print_next_steps=False))

@@ -2,8 +2,9 @@
 
 Each episode is its own flow run of the ``episode`` flow (named ``<agent>-<task>-seed<N>``, tagged with
 the sweep, task, agent and seed), run in-process on a thread pool or, when the spec names a deployment,
-on workers through ``run_deployment``. A Prefect global concurrency limit ``dojoflow-sweep-<id>``, created
-by the sweep, bounds the episodes that run at once wherever they run.
+on workers through ``run_deployment``. In-process episodes run on a pool of ``concurrency`` threads; episodes
+on workers occupy a Prefect global concurrency limit ``dojoflow-sweep-<id>``, created by the sweep, which
+bounds the episodes that run at once wherever they run.
 
 Idempotency: an episode's key is (sweep, agent, task, seed). Its results row, its MLflow run and its
 deployment flow run (``idempotency_key``) are keyed by it, and an episode whose row exists is not run
@@ -14,7 +15,9 @@ a completed episode; an exception out of the episode flow (storage, a crashed wo
 Prefect ``retries`` times, then recorded as a failure that ``dojoflow sweep retry`` re-runs.
 
 State lives in ``$DOJOFLOW_HOME/sweeps/<id>/``: ``spec.yaml``, ``running/<key>.json`` (a marker with the
-runner's pid: a marker whose process is gone means the episode crashed) and ``failures/<key>.json``.
+runner's pid: a marker whose process is gone means the episode crashed), ``failures/<key>.json`` and
+``events.jsonl`` (one line per episode that ended, which ``dojoflow sweep run`` follows for its progress
+bar). The Prefect flow around :func:`run_sweep` is in :mod:`dojoflow.flows.prefect_sweep`.
 """
 
 from __future__ import annotations
@@ -26,19 +29,25 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import yaml
 
+from dojoflow.atomic import write_atomic
 from dojoflow.config import Settings, get_settings
-from dojoflow.flows.episode import EpisodeConfig
+from dojoflow.errors import ServiceError, UnknownNameError
+from dojoflow.flows.config import EpisodeConfig
 from dojoflow.flows.sweep_spec import AgentEntry, SweepSpec, parse_sweep_spec
 
-ProgressHook = Callable[[str, str], None]  # (episode key, state)
+EVENTS_FILE = "events.jsonl"
+RETRY_DELAY_S = 2
+DEPLOYMENT_POLL_S = 2
 
 
 @dataclass(frozen=True)
 class EpisodeState:
+    """Where one episode of a sweep stands."""
+
     key: str
     agent: str
     task: str
@@ -50,12 +59,34 @@ class EpisodeState:
 
 
 def sweep_dir(settings: Settings, sweep_id: str) -> Path:
+    """The sweep's state folder."""
     return settings.sweeps_dir / sweep_id
 
 
-def episode_config(spec: SweepSpec, agent: AgentEntry, task: str, seed: int) -> EpisodeConfig:
+def episode_config(spec: SweepSpec, agent: AgentEntry, task: str, seed: int,
+                   parent_run_id: str | None = None) -> EpisodeConfig:
+    """The one config of a sweep episode (everything else about the episode derives from it)."""
     return EpisodeConfig(task_id=task, agent=agent.name, seed=seed, max_steps=spec.max_steps, sandbox=spec.sandbox,
-                         sweep_id=spec.name, agent_options=dict(agent.options))
+                         sweep_id=spec.name, parent_run_id=parent_run_id, agent_options=dict(agent.options))
+
+
+def append_event(settings: Settings, sweep_id: str, key: str, state: str) -> None:
+    """Record that an episode ended (or was found completed); one JSON line, appended."""
+    line = json.dumps({"key": key, "state": state, "time": time.time()}) + "\n"
+    with (sweep_dir(settings, sweep_id) / EVENTS_FILE).open("a") as fh:
+        fh.write(line)
+
+
+def follow_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Events appended to ``path`` since byte ``offset``, and the new offset (complete lines only)."""
+    if not path.is_file():
+        return [], offset
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    complete = data[: data.rfind(b"\n") + 1]
+    events = [json.loads(line) for line in complete.splitlines() if line.strip()]
+    return events, offset + len(complete)
 
 
 def apply_spec_environment(spec: SweepSpec) -> None:
@@ -67,18 +98,20 @@ def apply_spec_environment(spec: SweepSpec) -> None:
 
 
 def save_spec(settings: Settings, spec: SweepSpec) -> Path:
+    """Save the spec and create the sweep's state folders (a resume finds them)."""
     folder = sweep_dir(settings, spec.name)
     (folder / "failures").mkdir(parents=True, exist_ok=True)
     (folder / "running").mkdir(parents=True, exist_ok=True)
-    (folder / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    write_atomic(folder / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
     return folder
 
 
 def load_saved_spec(settings: Settings, sweep_id: str) -> SweepSpec:
+    """The spec a sweep was last run with."""
     path = sweep_dir(settings, sweep_id) / "spec.yaml"
     if not path.is_file():
         known = sorted(p.name for p in settings.sweeps_dir.iterdir()) if settings.sweeps_dir.is_dir() else []
-        raise ValueError(f"unknown sweep '{sweep_id}'; known sweeps: {', '.join(known) or '(none)'}")
+        raise UnknownNameError(f"unknown sweep '{sweep_id}'; known sweeps: {', '.join(known) or '(none)'}")
     return parse_sweep_spec(yaml.safe_load(path.read_text()), str(path))
 
 
@@ -103,7 +136,7 @@ def sweep_status(settings: Settings, spec: SweepSpec) -> list[EpisodeState]:
     folder = sweep_dir(settings, spec.name)
     states = []
     for agent, task, seed in spec.episodes():
-        key = episode_config(spec, agent, task, seed).episode_key
+        key = episode_config(spec, agent, task, seed).require_key()
         failure, running = folder / "failures" / f"{key}.json", folder / "running" / f"{key}.json"
         if key in done:
             row = done[key]
@@ -160,26 +193,26 @@ def ensure_concurrency_limit(name: str, limit: int) -> None:
 def _run_one(spec: SweepSpec, agent: AgentEntry, task: str, seed: int, settings: Settings, limit_name: str,
              parent_run_id: str | None) -> EpisodeState:
     """Run one episode (in-process flow run or deployment run); record a failure instead of raising."""
-    config = episode_config(spec, agent, task, seed)
-    key = config.episode_key
+    from dojoflow.flows.prefect_episode import episode_flow, episode_tags, in_process
+
+    config = episode_config(spec, agent, task, seed, parent_run_id)
+    key = config.require_key()
     folder = sweep_dir(settings, spec.name)
     marker = folder / "running" / f"{key}.json"
     marker.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
-    params = {"task_id": task, "agent": agent.name, "seed": seed, "max_steps": spec.max_steps,
-              "sandbox": spec.sandbox, "sweep_id": spec.name, "agent_options": dict(agent.options),
-              "concurrency_limit": limit_name, "parent_run_id": parent_run_id}
     try:
         if spec.deployment:
-            _run_on_deployment(spec, key, params, f"{agent.name}-{task}-seed{seed}",
-                               [f"sweep:{spec.name}", f"task:{task}", f"agent:{agent.name}", f"seed:{seed}"])
-            result = {}
+            _run_on_deployment(spec, key, {"config": config.to_dict(), "concurrency_limit": limit_name},
+                               config.run_name, episode_tags(config))
+            result: dict[str, Any] = {}
         else:
             from prefect import tags
 
-            from dojoflow.flows.prefect_episode import episode_flow
-
-            with tags(f"sweep:{spec.name}", f"task:{task}", f"agent:{agent.name}", f"seed:{seed}"):
-                result = episode_flow.with_options(retries=spec.retries, retry_delay_seconds=2)(**params)
+            # in-process episodes are bounded by the sweep's thread pool (spec.concurrency workers): occupying
+            # the global limit as well would cost API calls and gain nothing
+            with in_process(), tags(*episode_tags(config)):
+                result = episode_flow.with_options(retries=spec.retries, retry_delay_seconds=RETRY_DELAY_S)(
+                    config)
         (folder / "failures" / f"{key}.json").unlink(missing_ok=True)
         return EpisodeState(key, agent.name, task, seed, "completed", result.get("score"), result.get("valid"))
     except Exception as exc:  # noqa: BLE001 - infrastructure failure after retries: record it, go on
@@ -197,6 +230,7 @@ def _run_on_deployment(spec: SweepSpec, key: str, params: dict[str, Any], name: 
     import asyncio
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.states import Crashed
 
@@ -206,9 +240,11 @@ def _run_on_deployment(spec: SweepSpec, key: str, params: dict[str, Any], name: 
                                                                           "(its worker probably died)"), force=True)
 
     last = "not run"
+    assert spec.deployment is not None
     for attempt in range(spec.retries + 1):
-        flow_run = run_deployment(spec.deployment, parameters=params, idempotency_key=f"{key}#{attempt}",
-                                  flow_run_name=name, timeout=spec.episode_timeout_s, poll_interval=2, tags=run_tags)
+        flow_run = cast(FlowRun, run_deployment(spec.deployment, parameters=params, idempotency_key=f"{key}#{attempt}",
+                                  flow_run_name=name, timeout=spec.episode_timeout_s, poll_interval=DEPLOYMENT_POLL_S,
+                                  tags=run_tags))
         state = flow_run.state
         if state is not None and state.is_completed():
             return
@@ -217,14 +253,16 @@ def _run_on_deployment(spec: SweepSpec, key: str, params: dict[str, Any], name: 
             last = f"flow run {flow_run.id} did not finish within {spec.episode_timeout_s:g} s"
         else:
             last = f"flow run {flow_run.id} ended {state.name}: {state.message or ''}".strip()
-    raise RuntimeError(last)
+    raise ServiceError(last)
 
 
-def run_sweep(spec: SweepSpec, settings: Settings | None = None, only_keys: set[str] | None = None,
-              progress: ProgressHook | None = None) -> list[EpisodeState]:
+def run_sweep(spec: SweepSpec, settings: Settings | None = None,
+              only_keys: set[str] | None = None) -> list[EpisodeState]:
     """Run the sweep's episodes that are not completed (or only ``only_keys``), then report.
 
-    Must be called inside the ``sweep`` flow (:func:`sweep_flow`) or with Prefect's API available.
+    Must be called inside the ``sweep`` flow (:func:`~dojoflow.flows.prefect_sweep.sweep_flow`) or with
+    Prefect's API available. Each episode that ends (or was completed earlier) is appended to the sweep's
+    ``events.jsonl``.
     """
     from dojoflow.storage.artifacts import artifact_store
     from dojoflow.storage.outbox import flush
@@ -234,21 +272,21 @@ def run_sweep(spec: SweepSpec, settings: Settings | None = None, only_keys: set[
     save_spec(settings, spec)
     flush(artifact_store(settings), settings.outbox_dir)
     limit_name = f"dojoflow-sweep-{spec.name}"
-    ensure_concurrency_limit(limit_name, spec.concurrency)
+    if spec.deployment:
+        ensure_concurrency_limit(limit_name, spec.concurrency)
     before = sweep_status(settings, spec)  # one state per episode, in spec.episodes() order
     todo = [episode for episode, state in zip(spec.episodes(), before)
             if state.state != "completed" and (only_keys is None or state.key in only_keys)]
     for state in before:
-        if progress and state.state == "completed":
-            progress(state.key, "completed (earlier)")
+        if state.state == "completed":
+            append_event(settings, spec.name, state.key, "completed (earlier)")
     parent = _start_parent_run(settings, spec)
     with ThreadPoolExecutor(max_workers=spec.concurrency, thread_name_prefix="episode") as pool:
         futures = [pool.submit(contextvars.copy_context().run, _run_one, spec, a, t, s, settings, limit_name, parent)
                    for a, t, s in todo]
         for future in as_completed(futures):
             state = future.result()
-            if progress:
-                progress(state.key, state.state)
+            append_event(settings, spec.name, state.key, state.state)
     flush(artifact_store(settings), settings.outbox_dir)
     states = sweep_status(settings, spec)
     _finish_report(settings, spec, parent)
@@ -287,19 +325,8 @@ def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str) -> N
         pass
     metrics = {}
     for r in report.rates[report.rates["split"] == "all"].to_dict("records"):
-        metrics.update({f"{r['agent']}.human_rank_mean": r["human_rank_mean"], f"{r['agent']}.valid_mean": r["valid_mean"],
+        metrics.update({f"{r['agent']}.human_rank_mean": r["human_rank_mean"],
+                        f"{r['agent']}.valid_mean": r["valid_mean"],
                         f"{r['agent']}.any_medal_mean": r["any_medal_mean"]})
     finish_parent_run(settings, parent_run_id, metrics, {"report.md": folder / "report.md",
                                                          "report.png": folder / "report.png"})
-
-
-def sweep_flow_fn(spec: dict[str, Any], only_keys: list[str] | None = None) -> list[dict[str, Any]]:
-    """Body of the ``sweep`` flow (see :mod:`dojoflow.flows.prefect_episode`)."""
-    from dataclasses import asdict
-
-    states = run_sweep(parse_sweep_spec(spec), only_keys=set(only_keys) if only_keys else None,
-                       progress=PROGRESS_HOOK.get())
-    return [asdict(s) for s in states]
-
-
-PROGRESS_HOOK: contextvars.ContextVar[ProgressHook | None] = contextvars.ContextVar("sweep_progress", default=None)

@@ -7,7 +7,7 @@ agents:
     options: {models: 2}            # passed to the agent's constructor
 tasks: [breast-cancer, digits]      # task ids, or split:NAME for every task tagged with that split
 seeds: [0, 1, 2]                    # a list, or a count (3 means 0, 1, 2)
-budget: {max_steps: 5, episode_timeout_s: 1800}   # a deployment run not done by then counts as crashed
+budget: {max_steps: 6, episode_timeout_s: 1800}   # a deployment run not done by then counts as crashed
 sandbox: auto                       # auto, bwrap, warm, docker or local
 concurrency: {episodes: 2}          # episodes at once (a Prefect global concurrency limit)
 retries: 1                          # retries of an episode after an infrastructure failure
@@ -15,6 +15,9 @@ deployment: null                    # "episode/dojoflow": run episodes on worker
 tracking: {uri: null}               # MLflow tracking URI (default: DOJOFLOW_TRACKING_URI or SQLite)
 storage: {artifacts: null, s3_endpoint_url: null}   # artifact store (default: local directory)
 ```
+
+Unknown keys are an error that names them (a typo such as ``seed:`` must not silently run the defaults).
+``examples/sweep.yaml`` is a complete, runnable example.
 """
 
 from __future__ import annotations
@@ -26,14 +29,25 @@ from typing import Any
 
 import yaml
 
-from dojoflow.tasks_catalog.errors import SweepSpecError
+from dojoflow.defaults import DEFAULT_MAX_STEPS
+from dojoflow.errors import SweepSpecError
 from dojoflow.tasks_catalog.spec import FieldReader
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+TOP_LEVEL_KEYS = ("name", "agents", "tasks", "seeds", "budget", "sandbox", "concurrency", "retries", "deployment",
+                  "tracking", "storage")
+SECTION_KEYS = {"budget": ("max_steps", "episode_timeout_s"), "concurrency": ("episodes",), "tracking": ("uri",),
+                "storage": ("artifacts", "s3_endpoint_url")}
+AGENT_KEYS = ("name", "options")
+DEFAULT_EPISODE_TIMEOUT_S = 1800.0
+
+
 @dataclass(frozen=True)
 class AgentEntry:
+    """One agent of the sweep and its constructor options."""
+
     name: str
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -46,8 +60,8 @@ class SweepSpec:
     agents: tuple[AgentEntry, ...]
     tasks: tuple[str, ...]
     seeds: tuple[int, ...]
-    max_steps: int = 5
-    episode_timeout_s: float = 1800.0
+    max_steps: int = DEFAULT_MAX_STEPS
+    episode_timeout_s: float = DEFAULT_EPISODE_TIMEOUT_S
     sandbox: str | None = None
     concurrency: int = 1
     retries: int = 1
@@ -61,8 +75,10 @@ class SweepSpec:
         return [(agent, task, seed) for agent in self.agents for task in self.tasks for seed in self.seeds]
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as YAML-ready data (what :func:`parse_sweep_spec` reads)."""
         return {"name": self.name, "agents": [{"name": a.name, "options": a.options} for a in self.agents],
-                "tasks": list(self.tasks), "seeds": list(self.seeds), "budget": {"max_steps": self.max_steps, "episode_timeout_s": self.episode_timeout_s},
+                "tasks": list(self.tasks), "seeds": list(self.seeds),
+                "budget": {"max_steps": self.max_steps, "episode_timeout_s": self.episode_timeout_s},
                 "sandbox": self.sandbox, "concurrency": {"episodes": self.concurrency}, "retries": self.retries,
                 "deployment": self.deployment, "tracking": {"uri": self.tracking_uri},
                 "storage": {"artifacts": self.artifacts, "s3_endpoint_url": self.s3_endpoint_url}}
@@ -91,19 +107,24 @@ def _expand_tasks(r: FieldReader, entries: list) -> tuple[str, ...]:
 
 def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
     """Validate a loaded YAML document; errors name the file and the field."""
-    from dojoflow.agents.registry import AGENTS
+    from dojoflow.agents.registry import available_agents
 
     r = FieldReader(Path(file), SweepSpecError)
     data = r.mapping(data, "(top level)")
+    r.known_keys(data, "(top level)", TOP_LEVEL_KEYS)
+    for section, keys in SECTION_KEYS.items():
+        r.known_keys(r.mapping(data.get(section), section), section, keys)
+    known_agents = available_agents()
     name = r.get(data, "name", "", str)
     if not NAME.match(name):
         raise r.fail("name", "use 1-64 letters, digits, '.', '_' or '-' (it names files and runs)")
     agents = []
     for i, entry in enumerate(r.get(data, "agents", "", list)):
         entry = {"name": entry} if isinstance(entry, str) else r.mapping(entry, f"agents[{i}]")
+        r.known_keys(entry, f"agents[{i}]", AGENT_KEYS)
         agent = r.get(entry, "name", f"agents[{i}]", str)
-        if agent not in AGENTS:
-            raise r.fail(f"agents[{i}].name", f"unknown agent '{agent}'; known agents: {', '.join(AGENTS)}")
+        if agent not in known_agents:
+            raise r.fail(f"agents[{i}].name", f"unknown agent '{agent}'; known agents: {', '.join(known_agents)}")
         agents.append(AgentEntry(agent, dict(r.get(entry, "options", f"agents[{i}]", dict, {}))))
     if not agents:
         raise r.fail("agents", "list at least one agent")
@@ -117,8 +138,9 @@ def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
     storage = r.mapping(data.get("storage"), "storage")
     spec = SweepSpec(
         name=name, agents=tuple(agents), tasks=_expand_tasks(r, r.get(data, "tasks", "", list)), seeds=seeds,
-        max_steps=r.get(budget, "max_steps", "budget", int, 5),
-        episode_timeout_s=r.get(budget, "episode_timeout_s", "budget", float, 1800.0), sandbox=r.get(data, "sandbox", "", str, None),
+        max_steps=r.get(budget, "max_steps", "budget", int, DEFAULT_MAX_STEPS),
+        episode_timeout_s=r.get(budget, "episode_timeout_s", "budget", float, DEFAULT_EPISODE_TIMEOUT_S),
+        sandbox=r.get(data, "sandbox", "", str, None),
         concurrency=r.get(concurrency, "episodes", "concurrency", int, 1), retries=r.get(data, "retries", "", int, 1),
         deployment=r.get(data, "deployment", "", str, None), tracking_uri=r.get(tracking, "uri", "tracking", str, None),
         artifacts=r.get(storage, "artifacts", "storage", str, None),

@@ -21,16 +21,14 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
+from dojoflow.errors import GpuLeaseTimeout, NoGpuError
 
-class NoGpuError(RuntimeError):
-    """The pool has no GPU at all: leasing would wait forever."""
+SMI_TIMEOUT_S = 30
 
-
-class GpuLeaseTimeout(TimeoutError):
-    """Every GPU stayed leased for longer than the caller was willing to wait."""
+__all__ = ["GpuLeaseTimeout", "GpuMemorySampler", "GpuPool", "NoGpuError", "detect_gpus"]
 
 
 def _parse_indices(text: str) -> list[int]:
@@ -61,7 +59,7 @@ def detect_gpus() -> list[int]:
         return []
     try:
         proc = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True,
-                              timeout=30)
+                              timeout=SMI_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError):
         return []
     return _parse_indices(proc.stdout) if proc.returncode == 0 else []
@@ -122,6 +120,7 @@ class GpuPool:
 
     @staticmethod
     def release(fd: int) -> None:
+        """Release a lease taken with :meth:`acquire`."""
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
@@ -164,6 +163,8 @@ class GpuMemorySampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> float | None:
+        if self._smi is None:
+            return None
         try:
             proc = subprocess.run([self._smi, f"--id={self.index}", "--query-gpu=memory.used",
                                    "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
@@ -179,7 +180,7 @@ class GpuMemorySampler:
             if self._stop.wait(self.interval_s):
                 return
 
-    def __enter__(self) -> "GpuMemorySampler":
+    def __enter__(self) -> GpuMemorySampler:
         if self._smi:
             self._thread.start()
         return self

@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from dojoflow.errors import BudgetExceeded, LLMError, UsageError
 from dojoflow.llm.prices import Price, load_prices, price_for
 from dojoflow.llm.tokens import approx_message_tokens, approx_tokens
 
@@ -44,16 +45,10 @@ _VOLATILE = re.compile(r"\b\d+(?:\.\d+)?(\s?)(s|ms|MB|GB|KB)\b")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 
-class LLMError(RuntimeError):
-    """A request that failed for good (after retries, or a non-retryable status)."""
-
-
-class BudgetExceeded(LLMError):
-    """The episode's token budget is spent."""
-
-
 @dataclass
 class ChatResponse:
+    """One completion: its text, token counts, cost, latency, and whether it came from the cache."""
+
     text: str
     prompt_tokens: int
     completion_tokens: int
@@ -66,6 +61,7 @@ class ChatResponse:
 
     @property
     def tokens(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
 
@@ -85,9 +81,11 @@ class Usage:
 
     @property
     def tokens(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, response: ChatResponse) -> None:
+        """Account one response."""
         self.calls += 1
         self.cache_hits += int(response.cached)
         self.prompt_tokens += response.prompt_tokens
@@ -97,7 +95,8 @@ class Usage:
         self.price_known = self.price_known and response.price_known
 
     def to_info(self) -> dict[str, Any]:
-        info = {"tokens": self.tokens, "prompt_tokens": self.prompt_tokens,
+        """The accounting as the per-step agent info the trajectory records."""
+        info: dict[str, Any] = {"tokens": self.tokens, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 8),
                 "latency_s": round(self.latency_s, 4), "llm_calls": self.calls, "cache_hits": self.cache_hits}
         if self.retries:
@@ -116,6 +115,7 @@ def cache_digest(body: dict[str, Any], salt: str = "") -> str:
 
 
 def resolve_api_key(explicit: str | None = None) -> str | None:
+    """The API key: the explicit one, else ``$DOJOFLOW_LLM_API_KEY``, else ``$OPENAI_API_KEY``."""
     if explicit:
         return explicit
     for name in API_KEY_ENVS:
@@ -125,6 +125,7 @@ def resolve_api_key(explicit: str | None = None) -> str | None:
 
 
 def default_cache_dir() -> Path:
+    """``$DOJOFLOW_HOME/llm-cache``."""
     from dojoflow.config import get_settings
 
     return get_settings().home / "llm-cache"
@@ -140,7 +141,7 @@ class LLMClient:
                  prices: dict[str, Price] | None = None, extra_params: dict[str, Any] | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         if not model:
-            raise ValueError("an LLM agent needs a model name (--model)")
+            raise UsageError("an LLM agent needs a model name (--model)")
         self.model = model
         self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         self._api_key = resolve_api_key(api_key)
@@ -176,10 +177,12 @@ class LLMClient:
 
     @property
     def tokens_left(self) -> int | None:
+        """Tokens left in the episode's budget (None without a budget)."""
         return None if self.token_budget is None else max(0, self.token_budget - self.episode.tokens)
 
     # -- the request ------------------------------------------------------------------------------------------
     def request_body(self, messages: list[dict[str, str]], **params: Any) -> dict[str, Any]:
+        """The exact JSON body sent to ``/chat/completions`` (parameters that are None are left out)."""
         body: dict[str, Any] = {"model": self.model, "messages": messages}
         temperature = params.pop("temperature", self.temperature)
         if temperature is not None:
@@ -243,6 +246,7 @@ class LLMClient:
         return self._http
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         if self._http is not None:
             self._http.close()
             self._http = None

@@ -31,11 +31,14 @@ BUILTIN_PRICES: dict[str, tuple[float, float]] = {  # model: (input, output) USD
 
 @dataclass(frozen=True)
 class Price:
+    """USD per million prompt and completion tokens of one model."""
+
     input_per_mtok: float
     output_per_mtok: float
     known: bool = True
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The cost in USD of one call."""
         return (prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok) / 1e6
 
 
@@ -60,6 +63,8 @@ def load_prices(path: str | Path | None = None) -> dict[str, Price]:
 
 
 def price_for(model: str, table: dict[str, Price]) -> Price:
+    """The price of ``model``: an exact entry, else the longest entry its name (without a router prefix)
+    starts with, else an unknown (zero) price."""
     if model in table:
         return table[model]
     base = model.split("/")[-1]  # "openai/gpt-4o" (routers) -> "gpt-4o"

@@ -30,14 +30,14 @@ RATES = {"valid": "valid", "any_medal": "any medal", "gold": "gold",
          "above_median": ">median", "human_rank": "HumanRank"}
 
 
-def split_rows(results: "pd.DataFrame") -> "pd.DataFrame":
+def split_rows(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (episode, split): every episode is in split ``all`` plus its task's own splits."""
     frame = results.copy()
     frame["split"] = frame["task_splits"].fillna("").map(lambda s: ["all", *[x for x in str(s).split(",") if x]])
     return frame.explode("split")
 
 
-def seed_rates(by_split: "pd.DataFrame") -> "pd.DataFrame":
+def seed_rates(by_split: pd.DataFrame) -> pd.DataFrame:
     """Per agent, split and seed (from :func:`split_rows`' output): each rate averaged over tasks."""
     frame = by_split.copy()
     for column in RATES:
@@ -45,7 +45,7 @@ def seed_rates(by_split: "pd.DataFrame") -> "pd.DataFrame":
     return frame.groupby(["agent", "split", "seed"], as_index=False)[list(RATES)].mean()
 
 
-def rate_table(results: "pd.DataFrame") -> "pd.DataFrame":
+def rate_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per agent and split: mean and SEM (ddof=1) across seeds of each rate, with counts."""
     import pandas as pd
 
@@ -62,8 +62,8 @@ def rate_table(results: "pd.DataFrame") -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def _task_performance(results: "pd.DataFrame") -> dict[str, dict[str, float | None]]:
-    """task -> agent -> mean valid score over seeds (None if never valid)."""
+def _task_performance(results: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Task -> agent -> mean valid score over seeds (None if never valid)."""
     perf: dict[str, dict[str, float | None]] = {}
     for (task, agent), group in results.groupby(["task", "agent"]):
         valid = group[group["valid"].astype(bool)]["score"].astype(float)
@@ -71,8 +71,8 @@ def _task_performance(results: "pd.DataFrame") -> dict[str, dict[str, float | No
     return perf
 
 
-def performance_ratios(results: "pd.DataFrame") -> dict[str, dict[str, float]]:
-    """agent -> task -> performance ratio (>= 1; inf where the agent had no valid submission)."""
+def performance_ratios(results: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Agent -> task -> performance ratio (>= 1; inf where the agent had no valid submission)."""
     directions = results.groupby("task")["higher_is_better"].first().to_dict()
     ratios: dict[str, dict[str, float]] = {agent: {} for agent in results["agent"].unique()}
     for task, by_agent in _task_performance(results).items():
@@ -91,7 +91,7 @@ def performance_ratios(results: "pd.DataFrame") -> dict[str, dict[str, float]]:
     return ratios
 
 
-def performance_profile(results: "pd.DataFrame", points: int = 200) -> tuple[list[float], dict[str, list[float]]]:
+def performance_profile(results: pd.DataFrame, points: int = 200) -> tuple[list[float], dict[str, list[float]]]:
     """(tau grid, agent -> rho(tau)) on log10 ratios."""
     ratios = performance_ratios(results)
     logs = {a: [math.log10(r) if math.isfinite(r) else math.inf for r in by_task.values()]
@@ -104,14 +104,14 @@ def performance_profile(results: "pd.DataFrame", points: int = 200) -> tuple[lis
     return taus, profiles
 
 
-def aup(results: "pd.DataFrame") -> dict[str, float]:
+def aup(results: pd.DataFrame) -> dict[str, float]:
     """Area under each agent's performance profile (trapezoids on the tau grid)."""
     taus, profiles = performance_profile(results)
     return {agent: sum((taus[i + 1] - taus[i]) * (rho[i] + rho[i + 1]) / 2 for i in range(len(taus) - 1))
             for agent, rho in profiles.items()}
 
 
-def head_to_head_games(results: "pd.DataFrame") -> list[tuple[str, str, float]]:
+def head_to_head_games(results: pd.DataFrame) -> list[tuple[str, str, float]]:
     """(agent a, agent b, a's result: 1 win, 0.5 draw, 0 loss) per pair and (task, seed)."""
     games = []
     for _, group in results.groupby(["task", "seed"]):
@@ -132,7 +132,7 @@ def _outcome(a: dict, b: dict) -> float:
     return 1.0 if a_better else 0.0
 
 
-def elo(results: "pd.DataFrame", k: float = 16.0, start: float = 1000.0, orders: int = 50,
+def elo(results: pd.DataFrame, k: float = 16.0, start: float = 1000.0, orders: int = 50,
         seed: int = 0) -> dict[str, float]:
     """Elo ratings from head-to-head games, averaged over seeded random game orders."""
     games = head_to_head_games(results)

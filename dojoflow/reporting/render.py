@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dojoflow.errors import UsageError
 from dojoflow.reporting.aggregate import RATES, aup, elo, performance_profile, rate_table
 
 if TYPE_CHECKING:
@@ -17,18 +18,20 @@ if TYPE_CHECKING:
 class Report:
     """Everything a report shows, computed once."""
 
-    rates: "pd.DataFrame"
+    rates: pd.DataFrame
     aup: dict[str, float]
     elo: dict[str, float]
     episodes: int
 
     @classmethod
-    def from_results(cls, results: "pd.DataFrame") -> "Report":
+    def from_results(cls, results: pd.DataFrame) -> Report:
+        """The report of a results table (one row per episode)."""
         if results.empty:
-            raise ValueError("the results table is empty: run some episodes first (dojoflow run / demo)")
+            raise UsageError("the results table is empty: run some episodes first (dojoflow run / demo)")
         return cls(rate_table(results), aup(results), elo(results), len(results))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: rates, AUP and Elo."""
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in self.rates.to_dict("records")]
         return {"episodes": self.episodes, "rates": rows, "aup": self.aup, "elo": self.elo}
@@ -59,6 +62,7 @@ def to_markdown(report: Report) -> str:
 
 
 def to_rich_table(report: Report):
+    """The report as a rich table for the terminal."""
     from rich.table import Table
 
     header, body = _rows(report)
@@ -70,7 +74,7 @@ def to_rich_table(report: Report):
     return table
 
 
-def plot(report: Report, results: "pd.DataFrame", path: Path) -> Path:
+def plot(report: Report, results: pd.DataFrame, path: Path) -> Path:
     """PNG: HumanRank (mean ± SEM, split 'all') per agent, and each agent's performance profile."""
     import matplotlib
 

@@ -7,31 +7,29 @@ The store is chosen by ``DOJOFLOW_ARTIFACT_STORE``: unset or a directory for a l
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Protocol
+
+from dojoflow.storage.files import link_or_copy, safe_key
 
 
 class ArtifactStore(Protocol):
     """Put and get files by key; ``uri`` says where a key lives, for humans and for MLflow."""
 
-    def put_file(self, key: str, path: Path) -> str: ...
+    def put_file(self, key: str, path: Path) -> str:
+        """Store the file at ``path`` under ``key``; its URI."""
 
-    def put_bytes(self, key: str, data: bytes) -> str: ...
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Store ``data`` under ``key``; its URI."""
 
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str) -> bytes:
+        """The content stored under ``key``."""
 
-    def list(self, prefix: str = "") -> list[str]: ...
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix``, sorted."""
 
-    def uri(self, key: str) -> str: ...
-
-
-def safe_key(key: str) -> str:
-    """Normalise a key; reject empty keys and ``..`` (no escaping the store's root)."""
-    parts = [p for p in key.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts) or not parts:
-        raise ValueError(f"invalid artifact key: {key!r}")
-    return "/".join(parts)
+    def uri(self, key: str) -> str:
+        """Where ``key`` lives (``file://`` or ``s3://``)."""
 
 
 class LocalArtifactStore:
@@ -44,41 +42,31 @@ class LocalArtifactStore:
         return self.root / safe_key(key)
 
     def put_file(self, key: str, path: Path) -> str:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        """Hard-link (or copy) ``path`` to ``key``."""
+        link_or_copy(Path(path), self._path(key))
         return self.uri(key)
 
     def put_bytes(self, key: str, data: bytes) -> str:
+        """Write ``data`` to ``key``."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
+        """Read ``key``."""
         return self._path(key).read_bytes()
 
     def list(self, prefix: str = "") -> list[str]:
+        """Every file under ``prefix``, as keys."""
         base = self.root / safe_key(prefix) if prefix.strip("/") else self.root
         if not base.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
     def uri(self, key: str) -> str:
+        """The file URI of ``key``."""
         return self._path(key).resolve().as_uri()
-
-
-def put_tree(store: ArtifactStore, prefix: str, folder: Path, exclude: tuple[str, ...] = ()) -> list[str]:
-    """Upload every file under ``folder`` to ``prefix/<relative path>``; returns the keys written."""
-    keys = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder)
-        if relative.parts and relative.parts[0] in exclude:
-            continue
-        key = f"{prefix}/{relative.as_posix()}"
-        store.put_file(key, path)
-        keys.append(key)
-    return keys
 
 
 def artifact_store(settings) -> ArtifactStore:

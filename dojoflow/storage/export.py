@@ -15,10 +15,12 @@ Filters pick episodes by ``task``, ``agent``, ``medal`` (a medal name, ``any`` o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from dojoflow.errors import UnknownNameError, UsageError
 from dojoflow.storage.trajectory import read_trajectory
 
 SYSTEM_PROMPT = ("You are a machine-learning engineer solving a Kaggle-style task in dojoflow. Each turn, reply "
@@ -36,18 +38,19 @@ class EpisodeFilter:
     valid: bool | None = None
 
     @classmethod
-    def parse(cls, items: list[str]) -> "EpisodeFilter":
+    def parse(cls, items: list[str]) -> EpisodeFilter:
         """From ``key=value`` strings (CLI ``--filter``)."""
         fields: dict[str, Any] = {}
         for item in items:
             key, sep, value = item.partition("=")
             if not sep or key not in ("task", "agent", "medal", "valid"):
-                raise ValueError(f"bad filter '{item}': use task=ID, agent=NAME, medal=gold|silver|bronze|any|none "
+                raise UsageError(f"bad filter '{item}': use task=ID, agent=NAME, medal=gold|silver|bronze|any|none "
                                  "or valid=true|false")
             fields[key] = value.lower() in ("1", "true", "yes") if key == "valid" else value
         return cls(**fields)
 
     def matches(self, header: dict[str, Any]) -> bool:
+        """Whether a trajectory header passes every set field of the filter."""
         medal = header.get("medal")
         return ((self.task is None or header.get("task_id") == self.task)
                 and (self.agent is None or header.get("agent") == self.agent)
@@ -107,7 +110,7 @@ def export(episodes_dir: Path, kind: str, out: Path, selection: EpisodeFilter = 
     import pyarrow.parquet as pq
 
     if kind not in ("sft", "rl"):
-        raise ValueError(f"unknown export format '{kind}'; choose sft or rl")
+        raise UnknownNameError(f"unknown export format '{kind}'; choose sft or rl")
     rows: list[dict[str, Any]] = []
     episodes = 0
     for header, steps in iter_episodes(episodes_dir, selection):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
+from dojoflow.atomic import atomic_directory
 from dojoflow.storage.artifacts import ArtifactStore
 
 MANIFEST = "manifest.json"
@@ -32,18 +32,14 @@ def deliver(store: ArtifactStore, outbox_dir: Path, batch: str, files: dict[str,
 
 def spool(outbox_dir: Path, batch: str, files: dict[str, Path]) -> Path:
     """Copy a batch into the outbox atomically; returns its folder."""
-    outbox_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=outbox_dir))
-    manifest = {}
-    for number, (key, path) in enumerate(sorted(files.items())):
-        name = f"{number:05d}-{Path(key).name}"
-        shutil.copyfile(path, tmp / name)
-        manifest[key] = name
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     target = outbox_dir / batch
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    with atomic_directory(target) as tmp:
+        manifest = {}
+        for number, (key, path) in enumerate(sorted(files.items())):
+            name = f"{number:05d}-{Path(key).name}"
+            shutil.copyfile(path, tmp / name)
+            manifest[key] = name
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return target
 
 

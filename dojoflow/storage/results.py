@@ -7,15 +7,16 @@ episode replaces its row instead of duplicating it. :func:`load_results` reads t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from dojoflow.atomic import atomic_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
-COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_splits", "seed", "valid", "score", "higher_is_better", "medal",
+COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_splits", "seed", "valid", "score",
+           "higher_is_better", "medal",
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
            "integrity_passed", "leaderboard_provenance", "finished_at")
 
@@ -29,21 +30,14 @@ def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
     missing = set(COLUMNS) - set(row)
     if missing:
         raise ValueError(f"result row lacks columns: {', '.join(sorted(missing))}")
-    results_dir.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([{c: row[c] for c in COLUMNS}])
     target = results_dir / f"{row['episode_id']}.parquet"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=results_dir)
-    os.close(fd)
-    try:
+    with atomic_file(target) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 
-def load_results(source: Path) -> "pd.DataFrame":
+def load_results(source: Path) -> pd.DataFrame:
     """All rows from a results folder (one file per episode) or from a single Parquet file."""
     import pandas as pd
     import pyarrow.parquet as pq

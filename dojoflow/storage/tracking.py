@@ -1,19 +1,25 @@
 """MLflow tracking: one run per episode, on a SQLite database under the dojoflow home by default.
 
 MLflow is imported only here, and only when an episode is recorded or the UI is started. The experiment
-is created with an artifact location under the dojoflow home (never the current directory). Metrics go
-in one ``log_batch`` call (an order of magnitude faster than one call per value).
+is created with an artifact location under the dojoflow home (never the current directory). Metrics, params
+and tags go in one ``log_batch`` call (an order of magnitude faster than one call per value). Where the
+run's artifacts live on this machine (a ``file:`` artifact location), the episode's files are hard-linked
+into it instead of copied (:func:`dojoflow.storage.files.link_or_copy`); elsewhere MLflow uploads them.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from dojoflow.config import Settings
+from dojoflow.storage.files import link_or_copy, link_tree
 
 EXPERIMENT = "dojoflow"
+MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
 
 
 def _client(settings: Settings):
@@ -41,8 +47,8 @@ def experiment_id(client, settings: Settings, name: str = EXPERIMENT) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def record_run(settings: Settings, run_name: str, params: dict[str, Any], metrics: dict[str, float],
-               step_metrics: list[dict[str, float]], tags: dict[str, str],
+def record_run(settings: Settings, run_name: str, params: dict[str, Any], metrics: dict[str, float | None],
+               step_metrics: list[dict[str, float | None]], tags: dict[str, str],
                artifacts: dict[str, Path], episode_key: str | None = None) -> str:
     """Create one finished MLflow run with params, final and per-step metrics, tags and artifacts.
 
@@ -66,15 +72,33 @@ def record_run(settings: Settings, run_name: str, params: dict[str, Any], metric
     for index, values in enumerate(step_metrics):
         metric_rows += [Metric(f"step_{k}", float(v), now, index) for k, v in values.items() if v is not None]
     client.log_batch(run_id, metrics=metric_rows,
-                     params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                     params=[Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()],
                      tags=[RunTag(k, str(v)) for k, v in tags.items()])
-    for name, local in artifacts.items():
-        if local.is_dir():
-            client.log_artifacts(run_id, str(local), artifact_path=name)
-        elif local.is_file():
-            client.log_artifact(run_id, str(local), artifact_path=str(Path(name).parent) if "/" in name else None)
+    log_artifacts(client, run_id, run.info.artifact_uri, artifacts)
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def log_artifacts(client: Any, run_id: str, artifact_uri: str, artifacts: dict[str, Path]) -> None:
+    """Put ``artifacts`` (run path -> local file or folder) into the run: hard links into a local artifact
+    folder, uploads through MLflow for anything else."""
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        root = Path(unquote(parsed.path))
+        for name, local in artifacts.items():
+            if local.is_dir():
+                link_tree(local, root / name)
+            elif local.is_file():
+                link_or_copy(local, root / name)
+        return
+    with tempfile.TemporaryDirectory(prefix="dojoflow-mlflow-") as staging:
+        for name, local in artifacts.items():
+            if local.is_dir():
+                client.log_artifacts(run_id, str(local), artifact_path=name)
+            elif local.is_file():  # staged under its run name, which may differ from the file's own name
+                staged = link_or_copy(local, Path(staging) / name)
+                parent = str(Path(name).parent)
+                client.log_artifact(run_id, str(staged), artifact_path=None if parent == "." else parent)
 
 
 def find_run(settings: Settings, run_id: str):
@@ -108,7 +132,7 @@ def finish_parent_run(settings: Settings, run_id: str, metrics: dict[str, float]
     now = int(time.time() * 1000)
     if metrics:
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-    for name, path in artifacts.items():
+    for path in artifacts.values():
         if path.is_file():
             client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")

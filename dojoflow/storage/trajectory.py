@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from dojoflow.dojo.env import StepRecord
+from dojoflow.atomic import atomic_file
+from dojoflow.dojo.records import StepRecord
 
 
 def write_trajectory(path: Path, episode: dict[str, Any], steps: Iterable[StepRecord]) -> Path:
     """Write the episode header and its steps; values that JSON cannot hold are written as text."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
+    with atomic_file(path) as tmp, tmp.open("w") as fh:  # a reader never sees half a trajectory
         fh.write(json.dumps({"kind": "episode", **episode}, default=str) + "\n")
         for step in steps:
             fh.write(json.dumps({"kind": "step", **asdict(step)}, default=str) + "\n")

@@ -10,12 +10,14 @@ lookup of ids (Arrow's ``index_in``), so grading a million rows takes a fraction
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dojoflow.errors import MetricInputError, UsageError
 from dojoflow.tasks_catalog.leaderboard import Leaderboard, Placement, load_leaderboard
 from dojoflow.tasks_catalog.preparation import PreparedData
 from dojoflow.tasks_catalog.spec import TaskSpec
@@ -24,6 +26,8 @@ from dojoflow.tasks_catalog.submission import validate_submission
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 PARTS = ("public", "private", "all")
 
@@ -42,9 +46,11 @@ class GradeResult:
 
     @property
     def medal(self) -> str | None:
+        """The medal of a valid grade (None otherwise)."""
         return self.placement.medal if self.placement else None
 
     def to_dict(self) -> dict:
+        """JSON-ready, with the placement expanded."""
         data = asdict(self)
         data["placement"] = self.placement.to_dict() if self.placement else None
         return data
@@ -52,11 +58,11 @@ class GradeResult:
 
 @lru_cache(maxsize=16)
 def _answer_table(answers_path: str, split_path: str, id_column: str, text_targets: tuple[str, ...],
-                  mtime: float) -> "pa.Table":
+                  mtime: float) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    def read(path: str, text: tuple[str, ...]) -> "pa.Table":
+    def read(path: str, text: tuple[str, ...]) -> pa.Table:
         types = {c: pa.string() for c in (id_column, *text)}
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
 
@@ -67,19 +73,19 @@ def _answer_table(answers_path: str, split_path: str, id_column: str, text_targe
     return answers.join(parts, id_column, join_type="left outer").combine_chunks()
 
 
-def answer_table(spec: TaskSpec, prepared: PreparedData, part: str) -> "pa.Table":
+def answer_table(spec: TaskSpec, prepared: PreparedData, part: str) -> pa.Table:
     """The hidden answers of one part as an Arrow table (ids as text), cached per process."""
     import pyarrow.compute as pc
 
     if part not in PARTS:
-        raise ValueError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
+        raise UsageError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
     text = tuple(spec.submission.target_columns) if spec.metric.text_predictions else ()
     table = _answer_table(str(prepared.answers), str(prepared.leaderboard_split), spec.submission.id_column,
                           text, prepared.answers.stat().st_mtime)
     return table if part == "all" else table.filter(pc.equal(table.column("part"), part))
 
 
-def load_answers(spec: TaskSpec, prepared: PreparedData, part: str) -> "pd.DataFrame":
+def load_answers(spec: TaskSpec, prepared: PreparedData, part: str) -> pd.DataFrame:
     """The hidden answers of one part as a pandas frame indexed by id (as text)."""
     return answer_table(spec, prepared, part).to_pandas().set_index(spec.submission.id_column)
 
@@ -97,8 +103,8 @@ def task_leaderboard(spec: TaskSpec, part: str = "private") -> Leaderboard:
     return board
 
 
-def score_predictions(spec: TaskSpec, answers: "pa.Table", predictions: "pa.Table",
-                      positions: "pa.Array | None" = None) -> float:
+def score_predictions(spec: TaskSpec, answers: pa.Table, predictions: pa.Table,
+                      positions: pa.Array | None = None) -> float:
     """Metric of ``predictions`` against ``answers`` (Arrow tables with the id and target columns).
 
     Rows are aligned by id (``positions``: the prediction row of each answer row, computed if not given);
@@ -111,7 +117,7 @@ def score_predictions(spec: TaskSpec, answers: "pa.Table", predictions: "pa.Tabl
     if positions is None:
         positions = pc.index_in(answers.column(id_column), value_set=predictions.column(id_column))
     if positions.null_count:
-        raise ValueError(f"{positions.null_count} answer ids have no prediction")
+        raise MetricInputError(f"{positions.null_count} answer ids have no prediction")
     as_text = spec.metric.text_predictions
 
     def values(array) -> np.ndarray:
@@ -131,7 +137,7 @@ def grade_submission(spec: TaskSpec, prepared: PreparedData, submission: Path, p
     import pyarrow.compute as pc
 
     if part not in PARTS:
-        raise ValueError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
+        raise UsageError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
     if spec.grader is not None:  # the task's own grader (an imported MLE-bench competition)
         from dojoflow.tasks_catalog.mlebench import grade_external
 
@@ -145,14 +151,20 @@ def grade_submission(spec: TaskSpec, prepared: PreparedData, submission: Path, p
     if not validation.valid:
         return GradeResult(spec.id, part, valid=False, errors=validation.errors, format_ok=validation.format_ok)
     positions = validation.positions
+    assert positions is not None  # a valid submission has its id positions
     if part != "all":
         in_part = pc.equal(answers.column("part"), part)
         answers, positions = answers.filter(in_part), positions.filter(in_part)
     try:
         score = score_predictions(spec, answers, validation.table, positions)
-    except ValueError as exc:
+    except MetricInputError as exc:
         return GradeResult(spec.id, part, valid=False, errors=[f"could not score the submission: {exc}"],
                            format_ok=True)
+    except ValueError as exc:  # from inside a library: validation let through something the metric rejects
+        log.warning("metric %s failed on a validated submission of %s", spec.metric_name, spec.id, exc_info=True)
+        return GradeResult(spec.id, part, valid=False, format_ok=True,
+                           errors=[f"could not score the submission: {type(exc).__name__}: {exc} (validation "
+                                   "accepted it, so this may be a dojoflow bug: please report it)"])
     if not math.isfinite(score):
         return GradeResult(spec.id, part, valid=False, errors=[f"the metric is not finite ({score})"],
                            format_ok=True)

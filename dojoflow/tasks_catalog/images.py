@@ -21,12 +21,12 @@ def image_name(task_id: str, index: int) -> str:
     return hashlib.sha256(f"{task_id}/{index}".encode()).hexdigest()[:16] + ".png"
 
 
-def _distort(image: "np.ndarray", size: int, rng: "np.random.RandomState") -> "np.ndarray":
+def _distort(image: np.ndarray, size: int, rng: np.random.RandomState) -> np.ndarray:
     """Upscale to ``size`` x ``size``, then a random rotation, scaling and shift, plus pixel noise."""
     import numpy as np
     from PIL import Image
 
-    big = Image.fromarray(image).resize((size, size), Image.BILINEAR)
+    big = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
     angle = rng.uniform(-25, 25)
     scale = rng.uniform(0.75, 1.1)
     dx, dy = rng.uniform(-4, 4, size=2)
@@ -38,13 +38,14 @@ def _distort(image: "np.ndarray", size: int, rng: "np.random.RandomState") -> "n
     d, e = -sin, cos
     c = cx - a * (cx + dx) - b * (cy + dy)
     f = cy - d * (cx + dx) - e * (cy + dy)
-    moved = np.asarray(big.transform((size, size), Image.AFFINE, (a, b, c, d, e, f), Image.BILINEAR), dtype=float)
+    moved = np.asarray(big.transform((size, size), Image.Transform.AFFINE, (a, b, c, d, e, f),
+                                     Image.Resampling.BILINEAR), dtype=np.float64)
     noisy = moved + rng.normal(0, 20, size=moved.shape)
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def write_digit_images(images: "np.ndarray", folder: Path, task_id: str, size: int = 8, distort: bool = False,
-                       seed: int = 0) -> "pd.DataFrame":
+def write_digit_images(images: np.ndarray, folder: Path, task_id: str, size: int = 8, distort: bool = False,
+                       seed: int = 0) -> pd.DataFrame:
     """Write ``images`` (n x 8 x 8, values 0-16) as PNG files under ``folder``; return a frame of file names.
 
     With ``distort`` each image is upscaled to ``size`` pixels and randomly rotated, scaled, shifted and
@@ -65,7 +66,7 @@ def write_digit_images(images: "np.ndarray", folder: Path, task_id: str, size: i
         if distort:
             grey = _distort(grey, size, rng)
         elif grey.shape != (size, size):
-            grey = np.asarray(Image.fromarray(grey).resize((size, size), Image.BILINEAR))
+            grey = np.asarray(Image.fromarray(grey).resize((size, size), Image.Resampling.BILINEAR))
         name = image_name(task_id, i)
         Image.fromarray(grey, mode="L").save(folder / name, optimize=False)
         names.append(name)

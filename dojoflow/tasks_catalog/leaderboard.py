@@ -25,13 +25,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dojoflow.tasks_catalog.errors import DojoflowError
+from dojoflow.errors import LeaderboardError
 
 MEDALS = ("gold", "silver", "bronze")
-
-
-class LeaderboardError(DojoflowError):
-    """A leaderboard file cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,7 @@ class Leaderboard:
 
     @property
     def num_teams(self) -> int:
+        """The number of entries (teams) on the board."""
         return len(self.scores)
 
     def medal_positions(self) -> dict[str, int]:
@@ -70,12 +67,14 @@ class Leaderboard:
         return out
 
     def at_least_as_good(self, score: float, reference: float) -> bool:
+        """``score`` ties or beats ``reference`` in the board's direction."""
         return score >= reference if self.higher_is_better else score <= reference
 
     def strictly_better(self, score: float, reference: float) -> bool:
+        """``score`` beats ``reference`` in the board's direction."""
         return score > reference if self.higher_is_better else score < reference
 
-    def place(self, score: float | None) -> "Placement":
+    def place(self, score: float | None) -> Placement:
         """Where ``score`` lands: medal, above-median, HumanRank and position. ``None`` (invalid) wins nothing."""
         n = self.num_teams
         limits = self.thresholds()
@@ -109,6 +108,7 @@ class Placement:
     provenance: str
 
     def to_dict(self) -> dict:
+        """JSON-ready."""
         return asdict(self)
 
 
@@ -124,7 +124,7 @@ def load_leaderboard(path: Path, higher_is_better: bool | None = None, provenanc
         raise LeaderboardError(f"leaderboard file not found: {path}")
     with path.open(newline="") as fh:
         rows = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
-    if rows and column not in rows[0] and fallback_column in rows[0]:
+    if rows and column not in rows[0] and fallback_column is not None and fallback_column in rows[0]:
         column = fallback_column
     if not rows or column not in rows[0]:
         raise LeaderboardError(f"{path}: needs a '{column}' column and at least one row")
@@ -141,7 +141,7 @@ def load_leaderboard(path: Path, higher_is_better: bool | None = None, provenanc
     if not scores:
         raise LeaderboardError(f"{path}: no scored entries")
     inferred = higher_is_better is None
-    if inferred:
-        higher_is_better = scores[0] > scores[-1] if scores[0] != scores[-1] else True
-    ordered = tuple(sorted(scores, reverse=higher_is_better))
-    return Leaderboard(ordered, higher_is_better, provenance, inferred, str(path))
+    higher = (scores[0] > scores[-1] if scores[0] != scores[-1] else True) if higher_is_better is None \
+        else higher_is_better
+    ordered = tuple(sorted(scores, reverse=higher))
+    return Leaderboard(ordered, higher, provenance, inferred, str(path))

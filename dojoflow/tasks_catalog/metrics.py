@@ -25,15 +25,17 @@ Conventions shared by several metrics:
   e.g. ``"4x4:1 3 9 2"`` (``"4x4:"`` is an empty 4x4 mask). Predictions are plain Kaggle RLE; they may carry
   the same prefix, which then has to agree with the answer's shape. See ``rle_decode`` / ``rle_encode``.
 - Correlations (``pearson``, ``spearman``): constant predictions score 0.0 (no relation can be shown);
-  constant answers raise ``ValueError`` (the task cannot define a correlation).
+  constant answers raise ``MetricInputError`` (the task cannot define a correlation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+
+from dojoflow.errors import MetricInputError, UnknownNameError, UsageError
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
@@ -53,6 +55,7 @@ class Metric:
     rows_sum_to_one: bool = False  # multiclass probabilities: each row's target columns must sum to 1
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        """The score of ``y_pred`` against ``y_true``."""
         return float(self.fn(y_true, y_pred))
 
     @property
@@ -75,7 +78,7 @@ def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     if len(np.unique(y_true)) < 2:
-        raise ValueError("ROC-AUC is undefined when only one class is present in the answers")
+        raise MetricInputError("ROC-AUC is undefined when only one class is present in the answers")
     return roc_auc_score(y_true, y_pred)
 
 
@@ -116,7 +119,7 @@ def _floats(values: np.ndarray, what: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} must be numbers") from None
+        raise MetricInputError(f"{what} must be numbers") from None
 
 
 def _class_indices(y_true: np.ndarray, k: int) -> np.ndarray:
@@ -124,14 +127,15 @@ def _class_indices(y_true: np.ndarray, k: int) -> np.ndarray:
     y_true = np.asarray(y_true)
     if y_true.ndim == 2:
         if y_true.shape[1] != k:
-            raise ValueError(f"the answers have {y_true.shape[1]} columns but the predictions have {k}")
+            raise MetricInputError(f"the answers have {y_true.shape[1]} columns but the predictions have {k}")
         return np.argmax(_floats(y_true, "one-hot answers"), axis=1)
     numeric = _numeric_if_possible(y_true)
     if numeric.dtype.kind == "f" and np.all(numeric == np.round(numeric)) and np.all((numeric >= 0) & (numeric < k)):
         return numeric.astype(int)
     classes = np.unique(y_true)
     if len(classes) != k:
-        raise ValueError(f"cannot map the answers' {len(classes)} labels onto {k} probability columns; use labels "
+        raise MetricInputError(f"cannot map the answers' {len(classes)} labels onto {k} probability columns; "
+                               "use labels "
                          f"0..{k - 1} or make every class occur in the answers")
     return np.searchsorted(classes, y_true)
 
@@ -139,7 +143,7 @@ def _class_indices(y_true: np.ndarray, k: int) -> np.ndarray:
 def _matrix(y_pred: np.ndarray, what: str = "predictions") -> np.ndarray:
     y_pred = _floats(y_pred, what)
     if y_pred.ndim != 2:
-        raise ValueError(f"{what} must be an (n, k) matrix, got shape {y_pred.shape}")
+        raise MetricInputError(f"{what} must be an (n, k) matrix, got shape {y_pred.shape}")
     return y_pred
 
 
@@ -152,7 +156,7 @@ def _binary_auc(y: np.ndarray, score: np.ndarray, where: str = "") -> float:
     from sklearn.metrics import roc_auc_score
 
     if len(np.unique(y)) < 2:
-        raise ValueError(f"ROC-AUC is undefined when only one class is present in the answers{where}")
+        raise MetricInputError(f"ROC-AUC is undefined when only one class is present in the answers{where}")
     return roc_auc_score(y, score)
 
 
@@ -171,7 +175,7 @@ def _f1_binary(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true, y_pred = _numeric_if_possible(y_true), _numeric_if_possible(y_pred)
     for values in (y_true, y_pred):
         if values.dtype.kind != "f" or not set(np.unique(values)) <= {0.0, 1.0}:
-            raise ValueError("binary F1 needs labels 0 and 1 (1 is the positive class)")
+            raise MetricInputError("binary F1 needs labels 0 and 1 (1 is the positive class)")
     return f1_score(y_true, y_pred, average="binary", pos_label=1.0, zero_division=0.0)
 
 
@@ -194,7 +198,7 @@ def _roc_auc_ovr(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def _roc_auc_mean_columnwise(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true, y_pred = _columns(y_true, "answers"), _columns(y_pred, "predictions")
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"answers of shape {y_true.shape} and predictions of shape {y_pred.shape} differ")
+        raise MetricInputError(f"answers of shape {y_true.shape} and predictions of shape {y_pred.shape} differ")
     return float(np.mean([_binary_auc(y_true[:, j], y_pred[:, j], f" of column {j}")
                           for j in range(y_true.shape[1])]))
 
@@ -214,7 +218,7 @@ def _quadratic_weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     if y_true.dtype != y_pred.dtype:
         y_true, y_pred = y_true.astype(str), y_pred.astype(str)
     if len(np.unique(np.concatenate([y_true, y_pred]))) < 2:
-        raise ValueError("quadratic weighted kappa is undefined when answers and predictions are one same label")
+        raise MetricInputError("quadratic weighted kappa is undefined when answers and predictions are one same label")
     return cohen_kappa_score(y_true, y_pred, weights="quadratic")
 
 
@@ -239,7 +243,7 @@ def _map_at_k(k: int) -> MetricFn:
             truth = _as_text(truth)
             scores.append(1.0 / (labels.index(truth) + 1) if truth in labels else 0.0)
         if not scores:
-            raise ValueError("MAP@K needs at least one row")
+            raise MetricInputError("MAP@K needs at least one row")
         return float(np.mean(scores))
 
     return fn
@@ -255,7 +259,7 @@ def _mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def _rmsle(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true, y_pred = _floats(y_true, "answers"), _floats(y_pred, "predictions")
     if np.any(y_true < 0) or np.any(y_pred < 0):
-        raise ValueError("RMSLE is undefined for negative values (answers and predictions must be >= 0)")
+        raise MetricInputError("RMSLE is undefined for negative values (answers and predictions must be >= 0)")
     return float(np.sqrt(np.mean((np.log1p(y_true) - np.log1p(y_pred)) ** 2)))
 
 
@@ -270,7 +274,7 @@ def _mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
     y_true = _floats(y_true, "answers")
     if np.any(y_true == 0):
-        raise ValueError("MAPE is undefined when an answer is 0")
+        raise MetricInputError("MAPE is undefined when an answer is 0")
     return 100.0 * mean_absolute_percentage_error(y_true, _floats(y_pred, "predictions"))
 
 
@@ -288,7 +292,7 @@ def _correlation(kind: str) -> MetricFn:
 
         y_true, y_pred = _floats(y_true, "answers").ravel(), _floats(y_pred, "predictions").ravel()
         if len(y_true) < 2 or np.all(y_true == y_true[0]):
-            raise ValueError(f"{kind} correlation is undefined when the answers are constant")
+            raise MetricInputError(f"{kind} correlation is undefined when the answers are constant")
         if np.all(y_pred == y_pred[0]):
             return 0.0
         result = stats.pearsonr(y_true, y_pred) if kind == "pearson" else stats.spearmanr(y_true, y_pred)
@@ -301,7 +305,7 @@ def _columnwise(fn: MetricFn) -> MetricFn:
     def columnwise(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         y_true, y_pred = _columns(y_true, "answers"), _columns(y_pred, "predictions")
         if y_true.shape != y_pred.shape:
-            raise ValueError(f"answers of shape {y_true.shape} and predictions of shape {y_pred.shape} differ")
+            raise MetricInputError(f"answers of shape {y_true.shape} and predictions of shape {y_pred.shape} differ")
         return float(np.mean([fn(y_true[:, j], y_pred[:, j]) for j in range(y_true.shape[1])]))
 
     return columnwise
@@ -318,9 +322,9 @@ def _split_shape(text: str) -> tuple[tuple[int, int] | None, str]:
     try:
         height, width = (int(part) for part in head.lower().split("x"))
     except ValueError:
-        raise ValueError(f"bad mask shape prefix '{head}:' (expected 'HxW:', e.g. '4x4:')") from None
+        raise MetricInputError(f"bad mask shape prefix '{head}:' (expected 'HxW:', e.g. '4x4:')") from None
     if height <= 0 or width <= 0:
-        raise ValueError(f"bad mask shape prefix '{head}:' (height and width must be positive)")
+        raise MetricInputError(f"bad mask shape prefix '{head}:' (height and width must be positive)")
     return (height, width), rle
 
 
@@ -338,12 +342,12 @@ def rle_decode(rle: str | float | None, shape: tuple[int, int]) -> np.ndarray:
     try:
         numbers = [int(token) for token in text.split()]
     except ValueError:
-        raise ValueError(f"RLE must be integers, got '{text[:40]}'") from None
+        raise MetricInputError(f"RLE must be integers, got '{text[:40]}'") from None
     if len(numbers) % 2:
-        raise ValueError("RLE must hold 'start length' pairs (an even count of numbers)")
+        raise MetricInputError("RLE must hold 'start length' pairs (an even count of numbers)")
     for start, length in zip(numbers[0::2], numbers[1::2]):
         if start < 1 or length < 1 or start - 1 + length > flat.size:
-            raise ValueError(f"RLE run 'start {start} length {length}' is outside a {height}x{width} mask")
+            raise MetricInputError(f"RLE run 'start {start} length {length}' is outside a {height}x{width} mask")
         flat[start - 1:start - 1 + length] = True
     return flat.reshape((height, width), order="F")
 
@@ -359,22 +363,22 @@ def rle_encode(mask: np.ndarray) -> str:
 def _mask_pairs(y_true: np.ndarray, y_pred: np.ndarray):
     y_true, y_pred = np.asarray(y_true, dtype=object).ravel(), np.asarray(y_pred, dtype=object).ravel()
     if len(y_true) != len(y_pred):
-        raise ValueError(f"{len(y_true)} answer masks but {len(y_pred)} predicted masks")
+        raise MetricInputError(f"{len(y_true)} answer masks but {len(y_pred)} predicted masks")
     if not len(y_true):
-        raise ValueError("mask metrics need at least one row")
+        raise MetricInputError("mask metrics need at least one row")
     for truth, pred in zip(y_true, y_pred):
         shape, truth_rle = _split_shape(_as_text(truth))
         if shape is None:
-            raise ValueError("answer masks must carry their shape as an 'HxW:' prefix, e.g. '4x4:1 3'")
+            raise MetricInputError("answer masks must carry their shape as an 'HxW:' prefix, e.g. '4x4:1 3'")
         pred_shape, pred_rle = _split_shape(_as_text(pred))
         if pred_shape is not None and pred_shape != shape:
-            raise ValueError(f"a predicted mask is {pred_shape[0]}x{pred_shape[1]} but its answer is "
+            raise MetricInputError(f"a predicted mask is {pred_shape[0]}x{pred_shape[1]} but its answer is "
                              f"{shape[0]}x{shape[1]}")
         yield rle_decode(truth_rle, shape), rle_decode(pred_rle, shape)
 
 
 def _external(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    raise ValueError("metric 'external' is computed by the task's own grader, not from arrays")
+    raise MetricInputError("metric 'external' is computed by the task's own grader, not from arrays")
 
 
 def _dice(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -442,23 +446,23 @@ METRICS: dict[str, Metric] = {
         # regression (values)
         Metric("mse", False, "value", "Mean squared error.", _mse),
         Metric("rmsle", False, "value",
-               "Root mean squared error of log(1 + value); negative answers or predictions raise ValueError.",
+               "Root mean squared error of log(1 + value); negative answers or predictions raise MetricInputError.",
                _rmsle),
         Metric("r2", True, "value",
                "Coefficient of determination 1 - SS_res / SS_tot (sklearn r2_score; constant answers give 1 "
                "for a perfect fit, else 0).", _r2),
         Metric("mape", False, "value",
                "Mean absolute percentage error 100 * mean(|y - p| / |y|), in percent; an answer of 0 raises "
-               "ValueError.", _mape),
+               "MetricInputError.", _mape),
         Metric("smape", False, "value",
                "Symmetric MAPE as Kaggle defines it: 100 * mean(2|y - p| / (|y| + |p|)), in percent, "
                "a row with y = p = 0 counting as 0.", _smape),
         Metric("pearson", True, "value",
                "Pearson correlation of predictions with answers (constant predictions score 0; constant "
-               "answers raise ValueError).", _correlation("pearson")),
+               "answers raise MetricInputError).", _correlation("pearson")),
         Metric("spearman", True, "value",
                "Spearman rank correlation of predictions with answers (constant predictions score 0; constant "
-               "answers raise ValueError).", _correlation("spearman")),
+               "answers raise MetricInputError).", _correlation("spearman")),
         Metric("rmse_mean_columnwise", False, "value",
                "Unweighted mean over target columns of each column's RMSE.", _columnwise(_rmse)),
         Metric("rmsle_mean_columnwise", False, "value",
@@ -474,15 +478,78 @@ METRICS: dict[str, Metric] = {
 }
 
 
+BUILTIN_METRICS = frozenset(METRICS)  # the library as shipped (register_metric and plugins add to METRICS)
+
 # Not in METRICS (it is no metric a task can pick by itself): tasks with their own grader (spec field
 # ``grader``, e.g. imported MLE-bench competitions) name ``metric: external`` and get this placeholder.
 EXTERNAL = Metric("external", True, "external",
                   "Scored by the task's own grader (spec field 'grader'); direction given by the task spec.", _external)
 
 
+ENTRY_POINT_GROUP = "dojoflow.metrics"
+PREDICTION_KINDS = ("label", "probability", "value", "ranking", "external", "rle")
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to the library (a task spec can then name it); returns it, so it works as a decorator
+    target: ``register_metric(Metric("my_score", True, "value", "...", fn))``.
+
+    Installed packages can also declare metrics as entry points of the ``dojoflow.metrics`` group (the
+    object is a :class:`Metric`); they are loaded the first time an unknown name is looked up.
+    """
+    if metric.prediction not in PREDICTION_KINDS:
+        raise UsageError(f"metric '{metric.name}': prediction must be one of {', '.join(PREDICTION_KINDS)}")
+    existing = METRICS.get(metric.name)
+    if existing is not None and existing is not metric:
+        raise UsageError(f"a metric named '{metric.name}' is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+_PLUGIN_ERRORS: dict[str, str] = {}
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Register the installed metrics once per process; one that fails to load is reported, not fatal."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in METRICS:
+            continue
+        try:
+            register_metric(ep.load())
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break every task
+            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"metric plugin '{ep.name}' ({ep.value}) failed to load: {exc}", RuntimeWarning,
+                          stacklevel=3)
+
+
+def has_metric(name: str) -> bool:
+    """Whether ``name`` is a metric (installed plugins are looked at only for names not built in)."""
+    if name not in METRICS:
+        _load_plugins()
+    return name in METRICS
+
+
+def metric_names() -> list[str]:
+    """Every registered metric name (built-in and installed)."""
+    _load_plugins()
+    return sorted(METRICS)
+
+
 def get_metric(name: str) -> Metric:
     """Look up a metric by name; unknown names fail with the list of known ones."""
+    if name not in METRICS:
+        _load_plugins()
     try:
         return METRICS[name]
     except KeyError:
-        raise KeyError(f"unknown metric '{name}'; known metrics: {', '.join(sorted(METRICS))}") from None
+        if name in _PLUGIN_ERRORS:
+            raise UnknownNameError(f"metric '{name}' is installed but failed to load: {_PLUGIN_ERRORS[name]}") from None
+        raise UnknownNameError(f"unknown metric '{name}'; known metrics: {', '.join(metric_names())}") from None

@@ -18,15 +18,16 @@ import fcntl
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
-import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
-from dojoflow.tasks_catalog.errors import DojoflowError
+from dojoflow.atomic import atomic_directory
+from dojoflow.errors import PreparationError
+from dojoflow.tasks_catalog.kinds import task_kind
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec
 
 if TYPE_CHECKING:
@@ -49,23 +50,23 @@ class PreparedData:
 
     @property
     def public(self) -> Path:
+        """What the agent may read."""
         return self.root / "public"
 
     @property
     def private(self) -> Path:
+        """What the agent must never read."""
         return self.root / "private"
 
     @property
     def answers(self) -> Path:
+        """The hidden answers of the test rows."""
         return self.private / ANSWERS_FILE
 
     @property
     def leaderboard_split(self) -> Path:
+        """Which test rows are in the public part and which in the private part."""
         return self.private / LEADERBOARD_SPLIT_FILE
-
-
-class PreparationError(DojoflowError):
-    """Preparation failed or a cached entry does not match its checksums."""
 
 
 # -- progress reporting ------------------------------------------------------------------------------------
@@ -141,6 +142,8 @@ def _locked(lock_path: Path) -> Iterator[None]:
 def load_file_module(path: Path, module_name: str):
     """Import a Python file that is not on ``sys.path`` (a task's prepare.py, a competition's grade.py)."""
     module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise PreparationError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
@@ -170,8 +173,7 @@ def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
     with _locked(task_dir / f"{key}.lock"):
         if (final / MANIFEST).is_file():  # another process finished while we waited
             return PreparedData(spec.id, key, final, cache_hit=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=task_dir))
-        try:
+        with atomic_directory(final, prefix=f".tmp-{key}-") as tmp:  # a stale entry of a killed run is replaced
             (tmp / "public").mkdir()
             (tmp / "private").mkdir()
             module = _load_prepare_module(spec)
@@ -184,16 +186,10 @@ def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
                 raise PreparationError(f"{spec.prepare_path}: prepare() wrote no private/{ANSWERS_FILE}")
             manifest = {"task_id": spec.id, "key": key, "created": time.time(), "files": _file_checksums(tmp)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-            if final.exists():  # a stale entry without manifest, from a killed run of an old version
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return PreparedData(spec.id, key, final, cache_hit=False)
 
 
-def write_standard_split(frame: "pd.DataFrame", spec: TaskSpec, public_dir: Path, private_dir: Path) -> None:
+def write_standard_split(frame: pd.DataFrame, spec: TaskSpec, public_dir: Path, private_dir: Path) -> None:
     """Split a labelled frame as the spec says and write the standard public/private files.
 
     ``split.method: random`` (default): rows are shuffled with the spec's seed and given fresh integer ids
@@ -229,15 +225,14 @@ def write_standard_split(frame: "pd.DataFrame", spec: TaskSpec, public_dir: Path
     parts.to_csv(private_dir / LEADERBOARD_SPLIT_FILE, index=False)
 
 
-def _random_split(frame: "pd.DataFrame", spec: TaskSpec):
+def _random_split(frame: pd.DataFrame, spec: TaskSpec):
     from sklearn.model_selection import train_test_split
 
     sub = spec.submission
     targets = list(sub.target_columns)
     frame = frame.sample(frac=1.0, random_state=spec.split.seed).reset_index(drop=True)
     frame.insert(0, sub.id_column, range(len(frame)))
-    classification = "classification" in spec.task_type and spec.task_type != "tabular-classification-multilabel"
-    stratify = frame[targets[0]] if classification and len(targets) == 1 else None
+    stratify = frame[targets[0]] if task_kind(spec.task_type).stratify and len(targets) == 1 else None
     train, test = train_test_split(frame, test_size=spec.split.test_fraction, random_state=spec.split.seed,
                                    stratify=stratify)
     test_strat = test[targets[0]] if stratify is not None else None
@@ -246,7 +241,7 @@ def _random_split(frame: "pd.DataFrame", spec: TaskSpec):
     return train.sort_values(sub.id_column), test.sort_values(sub.id_column), set(public_part[sub.id_column])
 
 
-def _time_split(frame: "pd.DataFrame", spec: TaskSpec):
+def _time_split(frame: pd.DataFrame, spec: TaskSpec):
     sub = spec.submission
     column = spec.split.time_column
     if column not in frame.columns:
@@ -260,11 +255,11 @@ def _time_split(frame: "pd.DataFrame", spec: TaskSpec):
     return train, test, set(test[sub.id_column].iloc[:n_public])
 
 
-def _placeholder_prediction(spec: TaskSpec, train_target: "pd.Series"):
+def _placeholder_prediction(spec: TaskSpec, train_target: pd.Series):
     """A valid, uninformed prediction for the sample submission."""
     kind = spec.metric.prediction
     if kind == "label":
-        return spec.submission.classes[0]
+        return (spec.submission.classes or ("0",))[0]  # label metrics require classes (validated in the spec)
     if kind == "probability":
         return 0.5
     return round(float(train_target.mean()), 6)
@@ -291,7 +286,7 @@ def _dir_size(path: Path) -> int:
 
 def cache_entries(data_dir: Path, current_keys: dict[str, str]) -> list[CacheEntry]:
     """Every entry under ``data_dir`` (``<task>/<key>/``), with whether its key is ``current_keys[task]``."""
-    entries = []
+    entries: list[CacheEntry] = []
     if not Path(data_dir).is_dir():
         return entries
     for task_dir in sorted(p for p in Path(data_dir).iterdir() if p.is_dir()):

@@ -29,8 +29,9 @@ import csv
 import io
 import itertools
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from dojoflow.tasks_catalog.grading import answer_table, score_predictions
 from dojoflow.tasks_catalog.preparation import PreparedData
@@ -194,11 +195,11 @@ def task_features(spec: TaskSpec, public: Path, frame):
     targets = list(spec.submission.target_columns)
     features = frame.drop(columns=[c for c in (spec.submission.id_column, *targets) if c in frame.columns])
     if spec.inputs.kind == "images":
-        return _image_pixels(public / spec.inputs.dir, features[spec.inputs.column])
+        return _image_pixels(public / (spec.inputs.dir or ""), features[spec.inputs.column])
     if spec.inputs.kind == "text":
         return features[spec.inputs.column].fillna("").astype(str)
     if spec.split.method == "time":
-        features = _time_features(features, spec.split.time_column)
+        features = _time_features(features, spec.split.time_column or "")
     return features
 
 
@@ -242,7 +243,7 @@ def build_reference_leaderboard(spec: TaskSpec, prepared: PreparedData, seed: in
     x_test = task_features(spec, prepared.public, test)
     private_answers = answer_table(spec, prepared, "private")
     public_answers = answer_table(spec, prepared, "public")
-    entries = []
+    entries: list[dict[str, Any]] = []
     for i, (name, build) in enumerate(_population(spec, x_train, len(train))):
         if progress:
             progress(i, name)
@@ -266,7 +267,7 @@ def build_reference_leaderboard(spec: TaskSpec, prepared: PreparedData, seed: in
             "score": score_predictions(spec, private_answers, predictions),
             "public_score": score_predictions(spec, public_answers, predictions),
         })
-    entries.sort(key=lambda e: e["score"], reverse=spec.higher_is_better)
+    entries.sort(key=lambda e: float(e["score"]), reverse=spec.higher_is_better)
     return entries
 
 

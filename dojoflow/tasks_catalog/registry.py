@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dojoflow.tasks_catalog.errors import UnknownTaskError
+from dojoflow.errors import UnknownTaskError
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec, load_spec
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"

@@ -34,21 +34,11 @@ from typing import Any
 
 import yaml
 
-from dojoflow.tasks_catalog.errors import SpecFieldError, TaskSpecError
-from dojoflow.tasks_catalog.metrics import EXTERNAL, METRICS, Metric
+from dojoflow.errors import SpecFieldError, TaskSpecError
+from dojoflow.tasks_catalog.kinds import TASK_KINDS, task_kind
+from dojoflow.tasks_catalog.metrics import EXTERNAL, Metric, get_metric, has_metric, metric_names
 
-TASK_TYPES = (
-    "tabular-classification-binary",
-    "tabular-classification-multiclass",
-    "tabular-classification-multilabel",
-    "tabular-classification-ordinal",
-    "tabular-regression",
-    "tabular-regression-multioutput",
-    "time-series-forecasting",
-    "image-classification",
-    "text-classification",
-    "mlebench-import",
-)
+TASK_TYPES = tuple(TASK_KINDS)  # the built-in kinds; see kinds.py (register_task_kind adds more)
 SPLIT_METHODS = ("random", "time")
 INPUT_KINDS = ("tabular", "images", "text")
 GRADER_KINDS = ("mlebench",)
@@ -138,27 +128,33 @@ class TaskSpec:
 
     @property
     def metric(self) -> Metric:
+        """The metric object (an ``external`` placeholder with the spec's direction for tasks with their own grader)."""
         if self.metric_name == EXTERNAL_METRIC:  # the task's own grader; direction as the spec states it
             return replace(EXTERNAL, higher_is_better=self.higher_is_better)
-        return METRICS[self.metric_name]
+        return get_metric(self.metric_name)
 
     @property
     def description_path(self) -> Path:
+        """The task description shown to agents."""
         return self.folder / "description.md"
 
     @property
     def prepare_path(self) -> Path:
+        """The task's ``prepare.py``."""
         return self.folder / "prepare.py"
 
     @property
     def leaderboard_path(self) -> Path:
+        """The task's leaderboard file."""
         return self.folder / self.leaderboard.file
 
     @property
     def direction(self) -> str:
+        """``higher-is-better`` or ``lower-is-better``."""
         return "higher-is-better" if self.higher_is_better else "lower-is-better"
 
     def description(self) -> str:
+        """The description's Markdown."""
         return self.description_path.read_text()
 
 
@@ -169,9 +165,11 @@ class FieldReader:
         self.file, self.error = str(file), error
 
     def fail(self, field_path: str, problem: str) -> SpecFieldError:
+        """The error to raise for ``field_path``."""
         return self.error(self.file, field_path, problem)
 
     def mapping(self, data: Any, path: str) -> dict[str, Any]:
+        """``data`` as a mapping (None reads as empty)."""
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -179,6 +177,7 @@ class FieldReader:
         return data
 
     def get(self, data: dict, key: str, path: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        """A typed field, or ``default``; a missing required field or a wrong type fails with the field's path."""
         full = f"{path}.{key}" if path else key
         if key not in data or data[key] is None:
             if default is ...:
@@ -192,13 +191,21 @@ class FieldReader:
             raise self.fail(full, f"must be {names}, got {value!r}")
         return value
 
+    def known_keys(self, data: dict, path: str, known: tuple[str, ...]) -> None:
+        """Fail on keys that are not in ``known`` (typos must not silently fall back to defaults)."""
+        unknown = [str(k) for k in data if k not in known]
+        if unknown:
+            raise self.fail(path, f"unknown keys: {', '.join(unknown)} (known: {', '.join(known)})")
+
     def choice(self, data: dict, key: str, path: str, choices: Any) -> str:
+        """A string field that must be one of ``choices``."""
         value = self.get(data, key, path, str)
         if value not in choices:
             raise self.fail(f"{path}.{key}" if path else key, f"'{value}' is not one of: {', '.join(choices)}")
         return value
 
     def fraction(self, data: dict, key: str, path: str, default: float) -> float:
+        """A number strictly between 0 and 1."""
         value = self.get(data, key, path, float, default)
         if not 0.0 < value < 1.0:
             raise self.fail(f"{path}.{key}", f"must be strictly between 0 and 1, got {value}")
@@ -219,14 +226,14 @@ def load_spec(folder: Path) -> TaskSpec:
     data = r.mapping(raw, "(top level)")
 
     metric_name = r.get(data, "metric", "", str)
-    if metric_name not in METRICS and metric_name != EXTERNAL_METRIC:
-        raise r.fail("metric", f"unknown metric '{metric_name}'; known metrics: {', '.join(sorted(METRICS))}")
+    if metric_name != EXTERNAL_METRIC and not has_metric(metric_name):
+        raise r.fail("metric", f"unknown metric '{metric_name}'; known metrics: {', '.join(metric_names())}")
     direction = r.choice(data, "direction", "", DIRECTIONS)
     higher = DIRECTIONS[direction]
     grader_raw = data.get("grader")
     if metric_name == EXTERNAL_METRIC and grader_raw is None:
         raise r.fail("grader", f"metric '{EXTERNAL_METRIC}' needs a grader section (kind, file, function)")
-    if metric_name != EXTERNAL_METRIC and higher != METRICS[metric_name].higher_is_better:
+    if metric_name != EXTERNAL_METRIC and higher != get_metric(metric_name).higher_is_better:
         raise r.fail("direction", f"'{direction}' contradicts metric '{metric_name}'")
 
     sub = r.mapping(r.get(data, "submission", "", dict), "submission")
@@ -239,7 +246,7 @@ def load_spec(folder: Path) -> TaskSpec:
         target_columns=tuple(targets),
         classes=tuple(str(c) for c in classes) if classes is not None else None,
     )
-    if metric_name != EXTERNAL_METRIC and METRICS[metric_name].prediction == "label" and not submission.classes:
+    if metric_name != EXTERNAL_METRIC and get_metric(metric_name).prediction == "label" and not submission.classes:
         raise r.fail("submission.classes", f"metric '{metric_name}' scores labels, so the classes must be listed")
 
     split_raw = r.mapping(data.get("split"), "split")
@@ -288,7 +295,7 @@ def load_spec(folder: Path) -> TaskSpec:
     spec = TaskSpec(
         id=r.get(data, "id", "", str),
         title=r.get(data, "title", "", str),
-        task_type=r.choice(data, "task_type", "", TASK_TYPES),
+        task_type=r.choice(data, "task_type", "", tuple(TASK_KINDS)),
         metric_name=metric_name,
         higher_is_better=higher,
         submission=submission,
@@ -307,9 +314,7 @@ def load_spec(folder: Path) -> TaskSpec:
             raise TaskSpecError(str(path), "(file)", f"{name} is required next to {SPEC_FILE} but missing")
     if grader is not None and not (folder / grader.file).is_file():
         raise r.fail("grader.file", f"'{grader.file}' not found in {folder}")
-    one_column_types = ("tabular-classification-binary", "tabular-regression") + (
-        () if spec.metric.rows_sum_to_one else ("tabular-classification-multiclass",))  # k probability columns
-    if len(spec.submission.target_columns) > 1 and spec.task_type in one_column_types:
+    if not task_kind(spec.task_type).allows_targets(len(spec.submission.target_columns), spec.metric.rows_sum_to_one):
         raise r.fail("submission.target_columns", f"task type '{spec.task_type}' has one target column; use a "
                      "multilabel / multioutput task type for several")
     return spec

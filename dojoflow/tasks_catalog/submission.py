@@ -28,16 +28,17 @@ class ValidationResult:
     """Outcome of validating one submission file against the expected ids."""
 
     errors: list[str] = field(default_factory=list)
-    table: "pa.Table | None" = None  # the submission, when valid
-    positions: "pa.Array | None" = None  # row of each expected id in ``table``, when valid
+    table: pa.Table | None = None  # the submission, when valid
+    positions: pa.Array | None = None  # row of each expected id in ``table``, when valid
     format_ok: bool = False  # the file parsed and has exactly the expected columns
 
     @property
     def valid(self) -> bool:
+        """No validation errors."""
         return not self.errors
 
     @cached_property
-    def frame(self) -> "pd.DataFrame | None":
+    def frame(self) -> pd.DataFrame | None:
         """The valid submission as a pandas frame indexed by id (converted on first use)."""
         if self.table is None:
             return None
@@ -45,7 +46,7 @@ class ValidationResult:
         return frame.set_index(frame.columns[0])
 
 
-def _examples(values: "pa.Array") -> str:
+def _examples(values: pa.Array) -> str:
     """Up to MAX_EXAMPLES values, smallest first, for an error message."""
     import pyarrow.compute as pc
 
@@ -65,7 +66,7 @@ def _looks_binary(path: Path) -> bool:
     return False
 
 
-def read_submission(path: Path, spec: TaskSpec) -> "tuple[pa.Table | None, str | None]":
+def read_submission(path: Path, spec: TaskSpec) -> tuple[pa.Table | None, str | None]:
     """Read a submission CSV (id and text-valued columns as strings). Returns (table, None) or (None, error)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -89,7 +90,7 @@ def read_submission(path: Path, spec: TaskSpec) -> "tuple[pa.Table | None, str |
     return table.combine_chunks(), None
 
 
-def _non_numeric(column: "pa.ChunkedArray") -> "tuple[pa.Array, pa.ChunkedArray]":
+def _non_numeric(column: pa.ChunkedArray) -> tuple[pa.Array, pa.ChunkedArray]:
     """(values that are not numbers, the column as float64 with those as null) for a column Arrow read as text."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -103,7 +104,7 @@ def _non_numeric(column: "pa.ChunkedArray") -> "tuple[pa.Array, pa.ChunkedArray]
 
 
 def validate_submission(path: Path, spec: TaskSpec,
-                        expected_ids: "pa.Array | pa.ChunkedArray | pd.Index") -> ValidationResult:
+                        expected_ids: pa.Array | pa.ChunkedArray | pd.Index) -> ValidationResult:
     """Validate the file at ``path`` against the spec's format and the ids of the test rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -118,6 +119,7 @@ def validate_submission(path: Path, spec: TaskSpec,
     elif not isinstance(expected_ids, pa.Array):
         expected_ids = pa.array([str(i) for i in expected_ids], pa.string())
 
+    assert table is not None  # read_submission returns a table or an error
     sub = spec.submission
     expected_columns = [sub.id_column, *sub.target_columns]
     names = table.column_names
@@ -198,7 +200,7 @@ def validate_submission(path: Path, spec: TaskSpec,
 ROW_SUM_TOLERANCE = 1e-2
 
 
-def _check_row_sums(table: "pa.Table", id_column: str, columns: list[str], result: ValidationResult) -> None:
+def _check_row_sums(table: pa.Table, id_column: str, columns: list[str], result: ValidationResult) -> None:
     """Each row's class probabilities must sum to 1 (within ROW_SUM_TOLERANCE)."""
     import numpy as np
     import pyarrow.compute as pc

@@ -1,29 +1,48 @@
-"""The sandbox interface shared by all backends, and backend selection by name."""
+"""The sandbox contract: what a step asks for (:class:`ExecutionRequest`), what it reports
+(:class:`ExecutionResult`), and the protocols a backend implements.
+
+Every backend implements :class:`SandboxBackend`. A backend that can also keep one long-lived process
+inside its isolation implements :class:`ProcessHost`, which is all the warm mode (``warm.py``) needs to
+compose it: ``WarmBackend(get_backend("bwrap"))``.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
+import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+MB = 1024 * 1024
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MEMORY_MB = 4096
+CPU_CORES_PER_STEP = 2  # the default CPU-time limit allows this many busy cores for the whole wall time
+CPU_GRACE_S = 5
 
 
 @dataclass(frozen=True)
 class ExecutionLimits:
     """Per-step limits. Output beyond ``max_output_bytes`` stops the step (as Kaggle caps notebook logs)."""
 
-    timeout_s: float = 120.0
-    memory_mb: int = 4096
-    cpu_s: int | None = None  # default: timeout x 2 cores + 5 s
-    max_output_bytes: int = 8 * 1024 * 1024
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_mb: int = DEFAULT_MEMORY_MB
+    cpu_s: int | None = None  # default: timeout x CPU_CORES_PER_STEP + CPU_GRACE_S
+    max_output_bytes: int = 8 * MB
     max_file_mb: int = 1024
     max_processes: int = 256
     keep_output_bytes: int = 64 * 1024  # head + tail kept of each stream for the observation
 
     @property
     def cpu_seconds(self) -> int:
-        return self.cpu_s if self.cpu_s is not None else int(self.timeout_s * 2 + 5)
+        """The CPU-time limit in seconds (explicit, or derived from the wall-clock limit)."""
+        return self.cpu_s if self.cpu_s is not None else int(self.timeout_s * CPU_CORES_PER_STEP + CPU_GRACE_S)
+
+    def rlimits(self) -> dict[str, int]:
+        """The values :func:`dojoflow.infra.sandbox.inside.rlimits.apply` takes (a plain dict: the warm worker
+        receives it as JSON)."""
+        return {"memory_mb": self.memory_mb, "cpu_s": self.cpu_seconds, "max_file_mb": self.max_file_mb,
+                "max_processes": self.max_processes}
 
 
 @dataclass(frozen=True)
@@ -57,15 +76,17 @@ class ExecutionResult:
     isolated: bool
     error: str | None = None  # the harness could not start the command at all
     gpu_peak_memory_mb: float | None = None  # where a GPU was assigned and nvidia-smi answers
+    startup_s: float = 0.0  # spent before the code ran, starting the backend's environment (a warm worker)
 
     @classmethod
-    def not_started(cls, backend: str, isolated: bool, error: str, duration_s: float = 0.0) -> "ExecutionResult":
+    def not_started(cls, backend: str, isolated: bool, error: str, duration_s: float = 0.0) -> ExecutionResult:
         """The result of a step the harness could not start (nothing ran)."""
         return cls(None, False, False, False, round(duration_s, 4), 0.0, 0.0, "", "", 0, 0, backend, isolated,
                    error=error)
 
     @property
     def ok(self) -> bool:
+        """The code ran to the end and exited 0 within every limit."""
         return self.exit_code == 0 and not (self.timed_out or self.oom or self.output_limited or self.error)
 
     def failure_message(self, limits: ExecutionLimits) -> str | None:
@@ -85,74 +106,69 @@ class ExecutionResult:
         return None
 
     def to_dict(self) -> dict:
+        """All fields, for JSON and the trajectory."""
         return asdict(self)
 
 
+@runtime_checkable
 class SandboxBackend(Protocol):
-    """A place to run untrusted code. ``isolated`` is False for backends that cannot hide files or network."""
+    """A place to run untrusted code. ``isolated`` is False for backends that cannot hide files or network.
+
+    ``run`` never raises for anything the code does: failures are reported in the result. ``close`` frees
+    what the backend holds between steps (a warm worker, a client connection); it may be called twice.
+    """
 
     name: str
     isolated: bool
 
-    def run(self, request: ExecutionRequest) -> ExecutionResult: ...
+    def run(self, request: ExecutionRequest) -> ExecutionResult:
+        """Run the request's command; report what happened (never raises for what the code does)."""
+
+    def close(self) -> None:
+        """Free what the backend holds between steps; a later ``run`` starts afresh."""
 
 
-def sandbox_environment(request: ExecutionRequest, home: str) -> dict[str, str]:
-    """A clean environment: nothing from the host (no secrets), single-threaded math libraries."""
-    python_bin = str(Path(sys.executable).parent)
-    env = {
-        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": f"{home}/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "" if request.gpu is None else str(request.gpu),
-    }
-    env.update(request.extra_env)
-    return env
+@dataclass(frozen=True)
+class StepContext:
+    """What a :class:`ProcessHost` worked out while preparing a step: the uid the code runs as (None: the
+    harness's own)."""
+
+    uid: int | None = None
 
 
-def python_command(script: str) -> tuple[str, ...]:
-    """The interpreter that runs agent code: the one dojoflow runs in, so its libraries are available."""
-    return (sys.executable, "-u", script)
+@dataclass
+class HostedProcess:
+    """A long-lived process started inside a backend's isolation; ``cleanup`` removes its scratch files."""
+
+    proc: subprocess.Popen
+    cleanup: Callable[[], None] = lambda: None
 
 
-BACKENDS = ("auto", "bwrap", "docker", "local", "warm", "warm-bwrap", "warm-local")
+@runtime_checkable
+class ProcessHost(SandboxBackend, Protocol):
+    """Optional hooks of a backend that can keep one long-lived process inside its isolation (warm mode).
 
+    - ``pid_namespace``: every process started inside dies with the outermost one;
+    - ``signal_exit_base``: a child killed by signal N is reported as ``base + N`` (None: as ``-N``), so a
+      warm step reports exactly what a cold step of the same backend would;
+    - ``workspace_inside``: the workspace's path as the code sees it;
+    - ``prepare_step`` / ``check_step``: the per-step workspace preparation and the after-step check a cold
+      run does (``check_step`` returns a problem that must fail the step, or None);
+    - ``start_process``: run ``python <program> <args>`` inside, with ``pass_fds`` inherited.
+    """
 
-def get_backend(name: str | None = None) -> SandboxBackend:
-    """Backend by name (``DOJOFLOW_SANDBOX``; default ``auto``: ``bwrap`` where it works, else ``local``)."""
-    name = name or os.environ.get("DOJOFLOW_SANDBOX", "auto")
-    if name in ("warm", "warm-bwrap", "warm-local"):  # one pre-imported worker per episode, a fresh fork per step
-        from dojoflow.infra.sandbox.warm import WarmBackend
+    pid_namespace: bool
+    signal_exit_base: int | None
 
-        return WarmBackend(name[5:] or get_backend("auto"))
-    if name == "auto":
-        from dojoflow.infra.sandbox.bwrap import bwrap_available
+    def workspace_inside(self, request: ExecutionRequest) -> str:
+        """The workspace's path as the code sees it."""
 
-        ok, reason = bwrap_available()
-        if not ok:
-            import warnings
+    def prepare_step(self, request: ExecutionRequest) -> StepContext:
+        """Prepare the workspace for a step, as a cold run would."""
 
-            warnings.warn(f"bubblewrap sandbox unavailable ({reason}); using the NON-isolated local sandbox",
-                          RuntimeWarning, stacklevel=2)
-        name = "bwrap" if ok else "local"
-    if name == "bwrap":
-        from dojoflow.infra.sandbox.bwrap import BwrapBackend
+    def check_step(self, request: ExecutionRequest, context: StepContext) -> str | None:
+        """After a step: None, or the problem with the workspace that must fail the step."""
 
-        return BwrapBackend()
-    if name == "docker":
-        from dojoflow.infra.sandbox.docker_backend import DockerBackend
-
-        return DockerBackend()
-    if name == "local":
-        from dojoflow.infra.sandbox.local import LocalBackend
-
-        return LocalBackend()
-    raise ValueError(f"unknown sandbox backend '{name}'; available: {', '.join(BACKENDS)}")
+    def start_process(self, request: ExecutionRequest, program: Path, args: Sequence[str],
+                      pass_fds: Sequence[int], context: StepContext) -> HostedProcess:
+        """Start ``python program args`` inside the isolation with ``pass_fds`` inherited."""

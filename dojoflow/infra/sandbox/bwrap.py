@@ -25,42 +25,53 @@ user namespace, which lets it remount the "read-only" public data read-write, an
 never enforced for uid 0, so a fork bomb would be stopped only by the wall clock. As a normal user,
 ``--unshare-all`` is used with ``--disable-userns``.
 
-Limits are the ``local`` ones (:func:`~dojoflow.infra.sandbox.local.run_limited`): rlimits set before
+Limits are the ``local`` ones (:func:`~dojoflow.infra.sandbox.process.run_limited`): rlimits set before
 ``exec`` are inherited by bwrap and everything inside; the wall-clock kill of bwrap's process group
 brings the whole sandbox down (``--die-with-parent`` and the PID namespace's init), so nothing started
 by a step outlives it. bwrap reads its options from a file descriptor (``--args``), so
 ``/proc/1/cmdline`` inside the sandbox does not reveal host paths.
 
-After each step the workspace is cleaned of entries that could trick the harness on the host: symlinks
-that resolve outside the workspace (e.g. ``submission.csv -> <DOJOFLOW_HOME>/.../private/answers.csv``)
-are removed (links to ``/workspace/...`` are rewritten relative), and FIFOs and sockets are removed.
+After each step the workspace is checked (:func:`~dojoflow.infra.sandbox.workspace.sanitize_workspace`).
+As a :class:`~dojoflow.infra.sandbox.base.ProcessHost` it also runs the warm worker inside the same
+isolation, with only the worker's own folder (``inside/``) bound in addition, read-only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, sandbox_environment
-from dojoflow.infra.sandbox.local import run_limited
+from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, HostedProcess, StepContext
+from dojoflow.infra.sandbox.inside import rlimits
+from dojoflow.infra.sandbox.process import run_limited, sandbox_environment
+from dojoflow.infra.sandbox.workspace import (
+    DATA_DIR,
+    SANDBOX_WORKSPACE,
+    check_mounted_workspace,
+    is_privileged,
+    prepare_mounted_workspace,
+    resolved,
+    sandbox_uid,
+    step_uid,
+    within,
+)
+
+__all__ = ["BwrapBackend", "bwrap_available", "SANDBOX_WORKSPACE", "is_privileged", "sandbox_uid"]
 
 log = logging.getLogger(__name__)
 
-SANDBOX_WORKSPACE = "/workspace"
-DATA_DIR = "data"
-TMP_DIR = "tmp"
 SANDBOX_HOSTNAME = "sandbox"
-# Sandbox uids (root harness only): one per workspace, far above any real account or subuid range.
-UID_BASE = 1_700_000_000
-UID_SPAN = 1 << 24
+INSIDE_MOUNT = "/opt/dojoflow"  # where a hosted program's folder is bound (warm mode), read-only
+PROBE_TIMEOUT_S = 30.0
+MIN_TMPFS_MB = 16
 # Host files needed by the dynamic linker and common libraries; nothing that may hold credentials.
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "nsswitch.conf",
              "alternatives", "fonts", "mime.types", "os-release", "protocols")
@@ -69,25 +80,11 @@ SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _LAUNCHER = 'b=$0; a=$1; i=$2; shift 2; exec "$b" --args 3 "$@" 3<"$a" 4>"$i"'
 
 
-def is_privileged() -> bool:
-    return os.geteuid() == 0
-
-
-def sandbox_uid(workspace: Path) -> int:
-    """The unprivileged uid a root harness runs this workspace's code as (stable across its steps)."""
-    digest = hashlib.sha256(str(Path(workspace).resolve()).encode()).digest()
-    return UID_BASE + int.from_bytes(digest[:8], "big") % UID_SPAN
-
-
-def _within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def _minimal_roots(paths: Iterable[Path]) -> list[Path]:
     """Drop paths that lie inside another one; sorted."""
     roots: list[Path] = []
     for path in sorted({Path(p) for p in paths}, key=lambda p: (len(p.parts), str(p))):
-        if not any(_within(path, root) for root in roots):
+        if not any(within(path, root) for root in roots):
             roots.append(path)
     return sorted(roots)
 
@@ -121,6 +118,8 @@ class BwrapBackend:
 
     name = "bwrap"
     isolated = True
+    pid_namespace = True
+    signal_exit_base = 128  # bwrap reports a child killed by signal N as 128 + N
 
     def __init__(self, bwrap: str | None = None, extra_ro_binds: Sequence[Path | str] = (),
                  hidden_paths: Sequence[Path | str] | None = None) -> None:
@@ -131,80 +130,17 @@ class BwrapBackend:
         self.extra_ro_binds = [Path(p) for p in extra_ro_binds]
         self.hidden_paths = None if hidden_paths is None else [Path(p) for p in hidden_paths]
 
-    # -- host-side workspace handling ---------------------------------------------------------------------
-    def prepare_workspace(self, request: ExecutionRequest, uid: int | None) -> None:
-        """Create ``tmp/`` and the ``data/`` mount point; hand the workspace to the sandbox uid."""
-        ws = request.workspace
-        (ws / TMP_DIR).mkdir(parents=True, exist_ok=True)
-        data = ws / DATA_DIR
-        if request.public_dir is not None:
-            if data.is_symlink() or (data.exists() and not data.is_dir()):
-                data.unlink()  # e.g. the symlink the local backend leaves
-            data.mkdir(exist_ok=True)
-        if uid is not None:
-            mount_point = str(data) if request.public_dir is not None else None
-            if ws.lstat().st_uid != uid:
-                os.lchown(ws, uid, uid)
-            for entry in self._entries(ws, mount_point):
-                if entry.path != mount_point and entry.stat(follow_symlinks=False).st_uid != uid:
-                    os.lchown(entry.path, uid, uid)
-
-    @staticmethod
-    def _entries(workspace: Path, skip: str | None = None) -> list[os.DirEntry]:
-        """Everything in the workspace (one scandir per directory), symlinks not followed, ``skip`` (the
-        data mount point) not entered."""
-        out: list[os.DirEntry] = []
-        stack = [str(workspace)]
-        while stack:
-            try:
-                it = os.scandir(stack.pop())
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            with it:
-                for entry in it:
-                    out.append(entry)
-                    if entry.is_dir(follow_symlinks=False) and entry.path != skip:
-                        stack.append(entry.path)
-        return out
-
-    def sanitize_workspace(self, workspace: Path, skip: Path | None = None, uid: int | None = None) -> list[str]:
-        """Remove what could trick the harness on the host; returns what was removed or rewritten."""
-        ws_real = Path(os.path.realpath(workspace))
-        changed: list[str] = []
-        for entry in self._entries(workspace, None if skip is None else str(skip)):
-            path = Path(entry.path)
-            if entry.is_symlink():
-                target = os.readlink(path)
-                try:
-                    if _within(Path(os.path.realpath(path)), ws_real):
-                        continue
-                except OSError:  # e.g. a link through /proc/1/root: unresolvable means unsafe
-                    pass
-                path.unlink()
-                inside = None
-                if target == SANDBOX_WORKSPACE or target.startswith(SANDBOX_WORKSPACE + "/"):
-                    inside = Path(os.path.normpath(ws_real / target[len(SANDBOX_WORKSPACE):].lstrip("/")))
-                if inside is not None and _within(inside, ws_real):
-                    os.symlink(os.path.relpath(inside, Path(os.path.realpath(path.parent))), path)
-                    if uid is not None:
-                        os.lchown(path, uid, uid)
-                    changed.append(f"rewrote {path} -> {target} as relative")
-                else:
-                    changed.append(f"removed symlink {path} -> {target}")
-            elif not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
-                path.unlink()
-                changed.append(f"removed special file {path}")
-        for line in changed:
-            log.warning("bwrap sandbox: %s", line)
-        return changed
+    def close(self) -> None:
+        """Nothing is held between steps."""
 
     # -- the bwrap command line ---------------------------------------------------------------------------
     def _hidden(self) -> list[Path]:
         return self.hidden_paths if self.hidden_paths is not None else _default_hidden()
 
-    def options(self, request: ExecutionRequest, env: dict[str, str], etc_dir: Path,
-                uid: int | None) -> list[str]:
-        """bwrap options (without the command) for this request."""
+    def options(self, request: ExecutionRequest, env: dict[str, str], etc_dir: Path, uid: int | None,
+                extra_binds: Sequence[tuple[Path, str]] = ()) -> list[str]:
+        """Bwrap options (without the command) for this request; ``extra_binds``: (host folder, path inside)
+        pairs bound read-only."""
         limits = request.limits
         privileged = uid is not None
         opts: list[str] = []
@@ -231,21 +167,36 @@ class BwrapBackend:
             opts += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
 
         # Kernel filesystems and size-limited scratch space (before the binds: a bind may lie under /tmp).
-        tmp_bytes = str(max(16, min(limits.memory_mb, limits.max_file_mb)) * 1024 * 1024)
+        tmp_bytes = str(max(MIN_TMPFS_MB, min(limits.memory_mb, limits.max_file_mb)) * 1024 * 1024)
         opts += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/dev/shm",
                  "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/tmp"]
-        # Python (and extra binds) read-only at their host paths; hidden paths under them covered.
+        opts += self._python_binds()
+        if request.gpu is not None:
+            opts += self._gpu_options()
+        for host, inside in extra_binds:
+            for parent in reversed(Path(inside).parents[:-1]):  # world-traversable, whatever the host's modes
+                opts += ["--perms", "0755", "--dir", str(parent)]
+            opts += ["--perms", "0755", "--dir", inside, "--ro-bind", str(host), inside]
+        opts += ["--bind", str(request.workspace), SANDBOX_WORKSPACE]
+        if request.public_dir is not None:
+            opts += ["--ro-bind", str(Path(request.public_dir).resolve()), f"{SANDBOX_WORKSPACE}/{DATA_DIR}"]
+        opts += ["--chdir", SANDBOX_WORKSPACE, "--info-fd", "4"]  # written once the sandbox process exists
+        return opts
+
+    def _python_binds(self) -> list[str]:
+        """Python (and extra binds) read-only at their host paths; hidden paths under them covered."""
+        opts: list[str] = []
         system = [Path("/usr")] + [Path(d) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
         binds = [p for p in _minimal_roots(python_roots() + self.extra_ro_binds)
-                 if p.exists() and not any(_within(p, s) for s in system)]
+                 if p.exists() and not any(within(p, s) for s in system)]
         exposed = [b for b in binds if any(os.path.realpath(b) == os.path.realpath(h) for h in self._hidden())]
         if exposed:  # binding a hidden directory itself would expose all of it
             log.warning("bwrap sandbox: not binding %s: it is a hidden path (DOJOFLOW_HOME)", exposed)
             binds = [b for b in binds if b not in exposed]
         bound = system + binds
         hidden = _minimal_roots(h for h in self._hidden()
-                                if h.exists() and any(_within(h, b) and h != b for b in bound))
+                                if h.exists() and any(within(h, b) and h != b for b in bound))
         later: list[tuple[Path, Path]] = []
         for b in binds:
             cover = next((h for h in hidden if h in b.parents), None)
@@ -260,13 +211,6 @@ class BwrapBackend:
                 if cover in parent.parents:
                     opts += ["--perms", "0755", "--dir", str(parent)]
             opts += ["--ro-bind", str(b), str(b)]
-
-        if request.gpu is not None:
-            opts += self._gpu_options()
-        opts += ["--bind", str(request.workspace), SANDBOX_WORKSPACE]
-        if request.public_dir is not None:
-            opts += ["--ro-bind", str(Path(request.public_dir).resolve()), f"{SANDBOX_WORKSPACE}/{DATA_DIR}"]
-        opts += ["--chdir", SANDBOX_WORKSPACE, "--info-fd", "4"]  # written once the sandbox process exists
         return opts
 
     @staticmethod
@@ -274,7 +218,7 @@ class BwrapBackend:
         """Create missing parents world-traversable (bwrap would copy e.g. /root's 0700)."""
         out: list[str] = []
         for parent in reversed(path.parents):
-            if parent == Path("/") or any(_within(parent, b) for b in bound if b != path):
+            if parent == Path("/") or any(within(parent, b) for b in bound if b != path):
                 continue
             out += ["--perms", "0755", "--dir", str(parent)]
         return out
@@ -301,6 +245,7 @@ class BwrapBackend:
 
     # -- running ------------------------------------------------------------------------------------------
     def argv(self, request: ExecutionRequest, options_file: Path, info_file: Path, uid: int | None) -> list[str]:
+        """The launcher command line: a shell that opens the option and info files, then becomes bwrap."""
         bwrap = self.bwrap or shutil.which("bwrap")
         if bwrap is None:
             raise FileNotFoundError("bwrap is not installed")
@@ -313,60 +258,82 @@ class BwrapBackend:
                        "--bounding-set=-all", "--"] + command
         return ["/bin/sh", "-c", _LAUNCHER, bwrap, str(options_file), str(info_file)] + command
 
-    def launch_argv(self, request: ExecutionRequest, scratch: Path, uid: int | None
-                    ) -> tuple[list[str], dict[str, str], Path]:
+    def launch_argv(self, request: ExecutionRequest, scratch: Path, uid: int | None,
+                    extra_binds: Sequence[tuple[Path, str]] = ()) -> tuple[list[str], dict[str, str], Path]:
         """The complete command line for ``request.command`` (options and /etc files written under ``scratch``);
-        returns (argv, environment, info file). The warm worker starts through this too."""
+        returns (argv, environment, info file)."""
         env = sandbox_environment(request, SANDBOX_WORKSPACE)
         self._write_etc(scratch, uid if uid is not None else os.getuid(), uid if uid is not None else os.getgid())
-        options = self.options(request, env, scratch, uid)
+        options = self.options(request, env, scratch, uid, extra_binds)
         options_file, info_file = scratch / "options", scratch / "info"
         options_file.write_bytes(b"".join(o.encode() + b"\0" for o in options))
         return self.argv(request, options_file, info_file, uid), env, info_file
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:
-        request = _resolved(request)
-        uid = sandbox_uid(request.workspace) if is_privileged() else None
+        """Run the request's command inside a fresh sandbox with its limits."""
+        request = resolved(request)
+        uid = step_uid(request)
         scratch = Path(tempfile.mkdtemp(prefix="dojoflow-bwrap-"))
         try:
             try:
-                self.prepare_workspace(request, uid)
+                prepare_mounted_workspace(request, uid)
                 argv, env, info_file = self.launch_argv(request, scratch, uid)
             except OSError as exc:
-                return _error_result(self, f"{type(exc).__name__}: {exc}")
+                return ExecutionResult.not_started(self.name, self.isolated, f"{type(exc).__name__}: {exc}")
             result = run_limited(argv, request, env, backend=self.name, isolated=self.isolated)
             if _setup_failed(result, info_file):
                 first = result.stderr.strip().splitlines()[0] if result.stderr.strip() else "no message"
                 result.error = f"bubblewrap could not set up the sandbox: {first}"
-            try:
-                self.sanitize_workspace(request.workspace,
-                                        request.workspace / DATA_DIR if request.public_dir is not None else None, uid)
-            except OSError as exc:  # an unchecked workspace must not be used: fail the step
-                result.error = f"the workspace could not be checked after the step: {type(exc).__name__}: {exc}"
+            problem = check_mounted_workspace(request, uid)
+            if problem:
+                result.error = problem
             return result
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    # -- ProcessHost (warm mode) ------------------------------------------------------------------------------
+    def workspace_inside(self, request: ExecutionRequest) -> str:
+        """The workspace is mounted at ``/workspace``."""
+        return SANDBOX_WORKSPACE
+
+    def prepare_step(self, request: ExecutionRequest) -> StepContext:
+        """Mount points and ownership, as before a cold step."""
+        uid = step_uid(request)
+        prepare_mounted_workspace(request, uid)
+        return StepContext(uid)
+
+    def check_step(self, request: ExecutionRequest, context: StepContext) -> str | None:
+        """The cold step's after-step check of the workspace."""
+        return check_mounted_workspace(request, context.uid)
+
+    def start_process(self, request: ExecutionRequest, program: Path, args: Sequence[str],
+                      pass_fds: Sequence[int], context: StepContext) -> HostedProcess:
+        """``python program args`` inside a sandbox built exactly as a cold step's, with ``program``'s folder
+        bound read-only at :data:`INSIDE_MOUNT`."""
+        scratch = Path(tempfile.mkdtemp(prefix="dojoflow-warm-"))
+        try:
+            inside = f"{INSIDE_MOUNT}/{program.name}"
+            hosted = dataclasses.replace(request, command=(sys.executable, inside, *args))
+            argv, env, _ = self.launch_argv(hosted, scratch, context.uid, [(program.parent, INSIDE_MOUNT)])
+            max_file_mb = request.limits.max_file_mb
+            proc = subprocess.Popen(argv, cwd=request.workspace, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=tuple(pass_fds),
+                                    start_new_session=True,
+                                    preexec_fn=lambda: rlimits.apply_file_size_only(max_file_mb))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return HostedProcess(proc, lambda: shutil.rmtree(scratch, ignore_errors=True))
+
 
 def _setup_failed(result: ExecutionResult, info_file: Path) -> bool:
-    """bwrap reports setup errors as ``bwrap: ...`` and exits 1 before the code prints anything. (Code that
+    """Bwrap reports setup errors as ``bwrap: ...`` and exits 1 before the code prints anything. (Code that
     imitates this only mislabels its own failure.)"""
     if result.error is not None or result.timed_out or result.exit_code != 1 or result.stdout_bytes:
         return False
     if not (info_file.exists() and info_file.stat().st_size > 0):
         return True  # bwrap stopped before it even created the sandbox process
     return result.stderr.startswith("bwrap: ")
-
-
-def _resolved(request: ExecutionRequest) -> ExecutionRequest:
-    from dataclasses import replace
-
-    public = None if request.public_dir is None else Path(request.public_dir).resolve()
-    return replace(request, workspace=Path(request.workspace).resolve(), public_dir=public)
-
-
-def _error_result(backend: BwrapBackend, message: str) -> ExecutionResult:
-    return ExecutionResult.not_started(backend.name, backend.isolated, message)
 
 
 @functools.lru_cache(maxsize=1)
@@ -386,7 +353,7 @@ def bwrap_available() -> tuple[bool, str]:
         workspace = Path(tmp) / "workspace"
         workspace.mkdir()
         request = ExecutionRequest((sys.executable, "-c", "import os; print(os.getcwd())"), workspace,
-                                   limits=ExecutionLimits(timeout_s=30))
+                                   limits=ExecutionLimits(timeout_s=PROBE_TIMEOUT_S))
         result = BwrapBackend().run(request)
         if result.error or result.exit_code != 0 or result.stdout.strip() != SANDBOX_WORKSPACE:
             detail = result.error or (result.stderr.strip().splitlines() or [f"exit {result.exit_code}"])[-1]

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import threading
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import IO, Protocol
 
 from dojoflow.infra.sandbox.base import ExecutionResult
 
 MEMORY_ERROR_MARKERS = ("MemoryError", "Unable to allocate", "std::bad_alloc", "Cannot allocate memory")
+
+
+CHUNK = 65536
+
+
+class Readable(Protocol):
+    """What :class:`BoundedStream` drains: a pipe, or anything with ``read`` and ``close``."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at the end."""
+        ...
+
+    def close(self) -> None:
+        """Release the source."""
+        ...
 
 
 class BoundedStream:
@@ -17,7 +33,10 @@ class BoundedStream:
     means printing gigabytes costs no memory. ``on_overflow`` is called once when ``limit`` is passed.
     """
 
-    def __init__(self, pipe: BinaryIO, keep: int, limit: int, on_overflow: Callable[[], None]) -> None:
+    def __init__(self, pipe: Readable | IO[bytes] | None, keep: int, limit: int,
+                 on_overflow: Callable[[], None]) -> None:
+        if pipe is None:
+            raise ValueError("BoundedStream needs a pipe (was the process started with stdout=PIPE?)")
         self._pipe, self._half, self._limit, self._on_overflow = pipe, keep // 2, limit, on_overflow
         self.head = bytearray()
         self.tail = bytearray()
@@ -27,7 +46,8 @@ class BoundedStream:
         self._thread.start()
 
     def _drain(self) -> None:
-        while chunk := self._pipe.read1(65536) if hasattr(self._pipe, "read1") else self._pipe.read(65536):
+        read = getattr(self._pipe, "read1", self._pipe.read)  # read1: whatever is there, without waiting for more
+        while chunk := read(CHUNK):
             self.total += len(chunk)
             room = self._half - len(self.head)
             if room > 0:
@@ -43,6 +63,7 @@ class BoundedStream:
         self._pipe.close()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the reader thread (the pipe reached its end or ``timeout`` passed)."""
         self._thread.join(timeout)
 
     def text(self) -> str:

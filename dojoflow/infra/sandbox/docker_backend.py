@@ -35,10 +35,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from dojoflow.infra.sandbox.base import ExecutionRequest, ExecutionResult, sandbox_environment
-from dojoflow.infra.sandbox.bwrap import (DATA_DIR, SANDBOX_WORKSPACE, BwrapBackend, _resolved, is_privileged,
-                                          sandbox_uid)
+from dojoflow.infra.sandbox.base import ExecutionRequest, ExecutionResult
 from dojoflow.infra.sandbox.capture import BoundedStream, captured_result
+from dojoflow.infra.sandbox.process import STREAM_JOIN_S, sandbox_environment
+from dojoflow.infra.sandbox.workspace import (
+    DATA_DIR,
+    SANDBOX_WORKSPACE,
+    check_mounted_workspace,
+    prepare_mounted_workspace,
+    resolved,
+    step_uid,
+)
 
 DEFAULT_IMAGE = "dojoflow-sandbox:latest"
 DEFAULT_GPU_IMAGE = "dojoflow-sandbox-cuda:latest"
@@ -106,8 +113,8 @@ class _LogReader:
 
     def __init__(self, container: Any, stdout: bool, finished: threading.Event) -> None:
         self._container, self._stdout, self._finished = container, stdout, finished
-        self._stream = None
-        self._it = None
+        self._stream: Any = None
+        self._it: Any = None
         self._reopened = 0
         self._open(None)
 
@@ -169,10 +176,20 @@ class DockerBackend:
         self.poll_s = poll_s
         self._client = client
         self._pinged = False
-        self._fs = BwrapBackend(hidden_paths=[])  # workspace preparation and sanitising are shared with bwrap
 
     # -- the engine ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the engine connection (a later step opens a new one)."""
+        client, self._client, self._pinged = self._client, None, False
+        close = getattr(client, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing a dead connection
+                pass
+
     def client(self) -> Any:
+        """The docker SDK client (``docker.from_env()`` on first use, unless one was given)."""
         if self._client is None:
             self._client = _docker().from_env(timeout=120)
         return self._client
@@ -193,6 +210,7 @@ class DockerBackend:
 
     # -- the request ----------------------------------------------------------------------------------------
     def image_for(self, request: ExecutionRequest) -> str:
+        """The image a step runs in: the CUDA image when it has a GPU."""
         return self.gpu_image if request.gpu is not None else self.image
 
     def container_command(self, request: ExecutionRequest) -> list[str]:
@@ -204,12 +222,12 @@ class DockerBackend:
         return command
 
     def user_for(self, request: ExecutionRequest) -> str:
-        if is_privileged():
-            uid = sandbox_uid(request.workspace)
-            return f"{uid}:{uid}"
-        return f"{os.getuid()}:{os.getgid()}"
+        """The container's ``uid:gid``: the per-workspace sandbox uid when the harness is root."""
+        uid = step_uid(request)
+        return f"{uid}:{uid}" if uid is not None else f"{os.getuid()}:{os.getgid()}"
 
     def environment(self, request: ExecutionRequest) -> dict[str, str]:
+        """The step's clean environment, adapted to the image (PATH, user names, the GPU as device 0)."""
         env = sandbox_environment(request, SANDBOX_WORKSPACE)
         if "PATH" not in request.extra_env:
             env["PATH"] = CONTAINER_PATH  # the host venv's bin directory does not exist in the image
@@ -220,6 +238,7 @@ class DockerBackend:
         return env
 
     def episode_for(self, request: ExecutionRequest) -> str:
+        """The episode label of a step's container."""
         return self.episode or Path(request.workspace).parent.name or "unknown"
 
     def create_kwargs(self, request: ExecutionRequest) -> dict[str, Any]:
@@ -277,14 +296,15 @@ class DockerBackend:
                 f"automatically); build it from the repository root with: {build}")
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:
-        request = _resolved(request)
+        """One container for the step: created, started, waited for (wall clock enforced here), removed."""
+        request = resolved(request)
         message = self._engine_error()
         if message is not None:
             return self._error(message)
         docker = _docker()
-        uid = sandbox_uid(request.workspace) if is_privileged() else None
+        uid = step_uid(request)
         try:
-            self._fs.prepare_workspace(request, uid)
+            prepare_mounted_workspace(request, uid)
             kwargs = self.create_kwargs(request)
         except OSError as exc:
             return self._error(f"{type(exc).__name__}: {exc}")
@@ -304,11 +324,9 @@ class DockerBackend:
         finally:
             if container is not None:
                 self._remove(container)
-        try:
-            self._fs.sanitize_workspace(request.workspace,
-                                        request.workspace / DATA_DIR if request.public_dir is not None else None, uid)
-        except OSError as exc:  # an unchecked workspace must not be used: fail the step
-            result.error = f"the workspace could not be checked after the step: {type(exc).__name__}: {exc}"
+        problem = check_mounted_workspace(request, uid)
+        if problem:
+            result.error = problem
         return result
 
     @staticmethod
@@ -357,8 +375,8 @@ class DockerBackend:
             waiter.join(30)
         duration = time.monotonic() - start
         finished.set()
-        out.join(5)
-        err.join(5)
+        out.join(STREAM_JOIN_S)
+        err.join(STREAM_JOIN_S)
         if "error" in waited and not timed_out:
             raise waited["error"]
         status = waited.get("status") or {}

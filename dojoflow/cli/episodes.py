@@ -1,0 +1,134 @@
+"""``dojoflow run`` and ``dojoflow demo``: episodes from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from dojoflow.cli.common import console, fmt, prefect_ready
+from dojoflow.config import get_settings
+from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_SEED
+from dojoflow.errors import UsageError
+from dojoflow.flows.config import EpisodeConfig
+
+DEMO_TASKS = ("breast-cancer", "digits", "penguins-body-mass")
+
+
+def prefect_run(config: EpisodeConfig) -> dict:
+    """Run one episode as a Prefect flow run (imports Prefect here, not at start-up)."""
+    prefect_ready()
+    from dojoflow.flows.prefect_episode import run_episode
+
+    return run_episode(config)
+
+
+def agent_options(model: str | None, base_url: str | None, temperature: float | None, token_budget: int | None,
+                  items: list[str]) -> dict[str, Any]:
+    """Agent options from the CLI; ``KEY=VALUE`` values are parsed as JSON when they are JSON."""
+    options: dict[str, Any] = {k: v for k, v in {"model": model, "base_url": base_url, "temperature": temperature,
+                                                 "token_budget": token_budget}.items() if v is not None}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --agent-option '{item}': use KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow tasks list`)."),
+        agent: str = typer.Option(DEFAULT_AGENT, help="baseline, react, aide, star, or an installed plugin."),
+        seed: int = typer.Option(DEFAULT_SEED, help="Seed for the agent."),
+        max_steps: int = typer.Option(DEFAULT_MAX_STEPS, "--max-steps", help="Step budget of the episode (>= 1)."),
+        sandbox: Optional[str] = typer.Option(None, help="Sandbox backend: warm (default), bwrap, docker, local, "
+                                                       "warm-<backend> or a plugin (default: DOJOFLOW_SANDBOX)."),
+        model: Optional[str] = typer.Option(None, "--model", help="LLM model name (react, aide, star)."),
+        base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible base URL, e.g. "
+                                               "http://127.0.0.1:8000/v1 (default: DOJOFLOW_LLM_BASE_URL, else "
+                                               "OpenAI)."),
+        temperature: Optional[float] = typer.Option(None, help="Sampling temperature (not sent when unset)."),
+        token_budget: Optional[int] = typer.Option(None, "--token-budget", help="LLM tokens per episode."),
+        agent_option: list[str] = typer.Option([], "--agent-option", help="KEY=VALUE agent option, e.g. "
+                                               "num_drafts=3 (JSON values parsed; repeatable)."),
+        no_prefect: bool = typer.Option(False, "--no-prefect", help="Run the same steps without Prefect."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result.")) -> None:
+    """Run one episode (a Prefect flow run) and print the result. API keys come from DOJOFLOW_LLM_API_KEY or
+    OPENAI_API_KEY (never from a flag)."""
+    from dojoflow.agents.registry import LLM_AGENTS, make_agent
+    from dojoflow.flows.episode import drive_episode
+    from dojoflow.tasks_catalog.registry import get_task
+
+    options = agent_options(model, base_url, temperature, token_budget, agent_option)
+    if agent in LLM_AGENTS and not options.get("model"):
+        raise UsageError(f"agent '{agent}' is an LLM scaffold: give --model (and --base-url for a local server)")
+    config = EpisodeConfig(task_id=task_id, agent=agent, seed=seed, max_steps=max_steps, sandbox=sandbox,
+                           agent_options=options)
+    get_task(task_id)  # fail fast, before starting Prefect, on an unknown task
+    make_agent(agent, **options)  # ... and on an unknown agent or option
+    if as_json:
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON object only
+            result = drive_episode(config).to_dict() if no_prefect else prefect_run(config)
+        print(json.dumps(result, default=str))
+        return
+    with console.status(f"running {agent} on {task_id} (seed {seed})..."):
+        result = drive_episode(config).to_dict() if no_prefect else prefect_run(config)
+    print_result(result)
+
+
+def print_result(r: dict) -> None:
+    """The human-readable summary of one episode result."""
+    console.print(f"[bold]{r['agent']} on {r['task_id']} (seed {r['seed']})[/bold]: valid {fmt(r['valid'])}, "
+                  f"score {fmt(r['score'], 6)}, medal {r['medal'] or 'none'}, above median {fmt(r['above_median'])}, "
+                  f"HumanRank {r['human_rank']:.3f} ({r['leaderboard_provenance']} leaderboard)")
+    console.print(f"  integrity: {'passed' if r['integrity'].get('passed') else 'FAILED'}; "
+                  f"{r['steps']} steps in {r['wall_time_s']:.1f} s; sandbox {r['sandbox']}"
+                  + ("" if r["sandbox_isolated"] else " (not isolated)"))
+    console.print(f"  MLflow run: {r['mlflow_run_id']}   Prefect flow run: {r['flow_run_id']}")
+    console.print(f"  episode files: {r['episode_dir']}")
+
+
+def demo(max_steps: int = typer.Option(DEFAULT_MAX_STEPS, "--max-steps", help="Step budget per episode."),
+         seed: int = typer.Option(DEFAULT_SEED, help="Seed."),
+         all_tasks: bool = typer.Option(False, "--all", help="Every built-in task, not only the three demo tasks.")
+         ) -> None:
+    """Run the baseline agent on built-in tasks (binary, multiclass, regression) through Prefect and print a
+    small leaderboard."""
+    from dojoflow.tasks_catalog.registry import BUILTIN_DIR, list_tasks
+
+    settings = get_settings()
+    specs = [s for s in list_tasks() if s.folder.parent == BUILTIN_DIR and (all_tasks or s.id in DEMO_TASKS)]
+    console.print(f"dojoflow demo: baseline agent on {len(specs)} built-in tasks; home {settings.home}")
+    console.print("starting Prefect's local API (the first start takes ~20 s)...")
+    results = []
+    for spec in specs:
+        with console.status(f"episode: baseline on {spec.id}..."):
+            results.append(prefect_run(EpisodeConfig(task_id=spec.id, seed=seed, max_steps=max_steps)))
+        r = results[-1]
+        console.print(f"  {spec.id}: valid {fmt(r['valid'])}, {spec.metric_name} {fmt(r['score'], 6)}, "
+                      f"{r['wall_time_s']:.1f} s")
+    table = Table(title="baseline agent: final grade on the private part")
+    for column in ("task", "metric", "score", "valid", "medal", ">median", "HumanRank", "integrity"):
+        table.add_column(column, no_wrap=column in ("task", "score"))
+    for spec, r in zip(specs, results):
+        table.add_row(spec.id, f"{spec.metric_name} ({'max' if spec.higher_is_better else 'min'})",
+                      fmt(r["score"], 5), fmt(r["valid"]), r["medal"] or "none", fmt(r["above_median"]),
+                      f"{r['human_rank']:.3f}", "passed" if r["integrity"].get("passed") else "FAILED")
+    console.print(table)
+    for spec, r in zip(specs, results):
+        console.print(f"  {spec.id}: MLflow run {r['mlflow_run_id']}, Prefect flow run {r['flow_run_id']}")
+    console.print("Leaderboards are [bold]reference[/bold] leaderboards (50+ honest scikit-learn solutions), "
+                  "not human.")
+    console.print(f"Look at the runs: [bold]dojoflow ui[/bold] (Prefect + MLflow UIs).  Data and runs live in "
+                  f"{settings.home} (episodes/, artifacts/, mlflow.db, prefect/).")
+    if not all(r["valid"] for r in results):
+        raise typer.Exit(1)
+
+
+COMMANDS = {"run": run, "demo": demo}

@@ -1,0 +1,63 @@
+"""``dojoflow report`` and ``dojoflow export``: what the recorded episodes add up to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from dojoflow.cli.common import console, err_console
+from dojoflow.config import get_settings
+
+
+def write_report_files(built: Any, frame: Any, markdown: Optional[Path], plot_path: Optional[Path]) -> None:
+    """The report as Markdown and/or a PNG plot (missing folders are created)."""
+    from dojoflow.reporting.render import plot, to_markdown
+
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(to_markdown(built) + "\n")
+        err_console.print(f"wrote {markdown}")
+    if plot_path:
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        err_console.print(f"wrote {plot(built, frame, plot_path)}")
+
+
+def report(results: Optional[Path] = typer.Option(None, help="Results folder or Parquet file "
+                                                           "(default: $DOJOFLOW_HOME/results)."),
+           markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown here."),
+           plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot here."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Aggregate the results table: rates (mean ± SEM across seeds) per agent and task split, AUP and Elo."""
+    import json
+
+    from dojoflow.reporting.render import Report, to_rich_table
+    from dojoflow.storage.results import load_results
+
+    frame = load_results(results or get_settings().results_dir)
+    built = Report.from_results(frame)
+    if as_json:
+        print(json.dumps(built.to_dict(), indent=1))
+    else:
+        console.print(to_rich_table(built))
+    write_report_files(built, frame, markdown, plot_path)
+
+
+def export_command(out: Path = typer.Argument(..., help="Output file (.parquet; a .jsonl twin is written too)."),
+                   kind: str = typer.Option(..., "--format",
+                                            help="sft (one chat per episode) or rl (one row per step)."),
+                   filters: list[str] = typer.Option([], "--filter", help="task=ID, agent=NAME, medal=gold|any|none, "
+                                                                        "valid=true|false (repeatable)."),
+                   episodes: Optional[Path] = typer.Option(None, help="Episodes folder (default: "
+                                                                    "$DOJOFLOW_HOME/episodes).")
+                   ) -> None:
+    """Export recorded trajectories as training data (Parquet + JSONL); see docs/trajectories.md."""
+    from dojoflow.storage.export import EpisodeFilter, export
+
+    summary = export(episodes or get_settings().episodes_dir, kind, out, EpisodeFilter.parse(filters))
+    console.print(f"exported {summary['episodes']} episodes as {summary['rows']} {kind} rows: "
+                  f"{summary['parquet']} and {summary['jsonl']}")
+
+
+COMMANDS = {"report": report, "export": export_command}

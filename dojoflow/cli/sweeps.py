@@ -1,0 +1,158 @@
+"""``dojoflow sweep``: run, status, retry, report and flush sweeps of agents x tasks x seeds."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from dojoflow.cli.common import console, err_console, fmt, prefect_ready
+from dojoflow.config import get_settings
+
+app = typer.Typer(help="Sweeps of agents x tasks x seeds on Prefect: run, status, retry, report.",
+                  no_args_is_help=True)
+PROGRESS_POLL_S = 0.5
+
+
+def _follow_progress(events_file: Path, offset: int, only_keys: list[str] | None, progress: Any, bar: Any,
+                     stop: threading.Event) -> None:
+    """Advance the progress bar for every episode the sweep reports finished (its ``events.jsonl``)."""
+    from dojoflow.flows.sweep import follow_events
+
+    while True:
+        events, offset = follow_events(events_file, offset)
+        for event in events:
+            if not only_keys or event["key"] in only_keys:
+                progress.update(bar, advance=1, last=f"{event['key']}: {event['state']}")
+        if stop.wait(PROGRESS_POLL_S):
+            events, offset = follow_events(events_file, offset)
+            for event in events:
+                if not only_keys or event["key"] in only_keys:
+                    progress.update(bar, advance=1, last=f"{event['key']}: {event['state']}")
+            return
+
+
+def run_sweep_flow(spec: Any, only_keys: list[str] | None = None) -> list[dict]:
+    """Run the sweep flow with a live progress bar that follows the sweep's event file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dojoflow.flows.sweep import EVENTS_FILE, sweep_dir
+
+    prefect_ready()
+    from dojoflow.flows.prefect_sweep import sweep_flow
+
+    events_file = sweep_dir(get_settings(), spec.name) / EVENTS_FILE
+    offset = events_file.stat().st_size if events_file.is_file() else 0
+    total = len(only_keys) if only_keys else len(spec.episodes())
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[last]}"), console=err_console) as progress:
+        bar = progress.add_task(f"sweep {spec.name}", total=total, last="starting Prefect...")
+        stop = threading.Event()
+        follower = threading.Thread(target=_follow_progress, daemon=True,
+                                    args=(events_file, offset, only_keys, progress, bar, stop))
+        follower.start()
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # libraries' chatter must not mix with --json output
+                return sweep_flow(spec.to_dict(), only_keys)
+        finally:
+            stop.set()
+            follower.join()
+
+
+def print_states(states: list[dict]) -> None:
+    """The episodes of a sweep as a table, then counts per state."""
+    table = Table(title="episodes")
+    for column in ("agent", "task", "seed", "state", "valid", "score", "error"):
+        table.add_column(column, overflow="fold")
+    for s in states:
+        table.add_row(s["agent"], s["task"], str(s["seed"]), s["state"], fmt(s["valid"]), fmt(s["score"], 6),
+                      (s["error"] or "")[:120])
+    console.print(table)
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+
+@app.command("run")
+def sweep_run(spec_file: Path = typer.Argument(..., help="Sweep spec (YAML; see examples/sweep.yaml)."),
+              as_json: bool = typer.Option(False, "--json", help="Print the episode states as JSON.")) -> None:
+    """Run (or resume) a sweep: completed episodes are skipped."""
+    from dojoflow.flows.sweep_spec import load_sweep_spec
+
+    spec = load_sweep_spec(spec_file)
+    states = run_sweep_flow(spec)
+    print(json.dumps(states)) if as_json else print_states(states)
+    if any(s["state"] != "completed" for s in states):
+        err_console.print(f"some episodes did not complete: `dojoflow sweep retry {spec.name}` re-runs them")
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def sweep_status_command(sweep_id: str = typer.Argument(..., help="Sweep id (its name)."),
+                         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Each episode's state: completed, failed, crashed, running or pending."""
+    from dataclasses import asdict
+
+    from dojoflow.flows.sweep import load_saved_spec, sweep_status
+
+    settings = get_settings()
+    states = [asdict(s) for s in sweep_status(settings, load_saved_spec(settings, sweep_id))]
+    print(json.dumps(states)) if as_json else print_states(states)
+
+
+@app.command("retry")
+def sweep_retry(sweep_id: str = typer.Argument(..., help="Sweep id (its name)."),
+                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Re-run only the episodes that failed or crashed."""
+    from dojoflow.flows.sweep import load_saved_spec, sweep_status
+
+    settings = get_settings()
+    spec = load_saved_spec(settings, sweep_id)
+    keys = [s.key for s in sweep_status(settings, spec) if s.state in ("failed", "crashed")]
+    if not keys:
+        console.print("nothing to retry: no failed or crashed episodes")
+        return
+    states = run_sweep_flow(spec, keys)
+    print(json.dumps(states)) if as_json else print_states(states)
+    if any(s["state"] in ("failed", "crashed") for s in states):
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def sweep_report(sweep_id: str = typer.Argument(..., help="Sweep id (its name)."),
+                 markdown: Optional[Path] = typer.Option(None, help="Also write Markdown here."),
+                 plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot here."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The sweep's aggregated report (mean ± SEM across seeds, AUP, Elo)."""
+    from dojoflow.cli.results import write_report_files
+    from dojoflow.flows.sweep import load_saved_spec
+    from dojoflow.reporting.render import Report, to_rich_table
+    from dojoflow.storage.results import load_results
+
+    settings = get_settings()
+    load_saved_spec(settings, sweep_id)
+    frame = load_results(settings.results_dir)
+    frame = frame[frame["sweep_id"] == sweep_id]
+    built = Report.from_results(frame)
+    print(json.dumps(built.to_dict(), indent=1)) if as_json else console.print(to_rich_table(built))
+    write_report_files(built, frame, markdown, plot_path)
+
+
+@app.command("flush")
+def sweep_flush() -> None:
+    """Upload artifacts kept locally while the artifact store was unreachable."""
+    from dojoflow.storage.artifacts import artifact_store
+    from dojoflow.storage.outbox import flush
+
+    settings = get_settings()
+    delivered, left = flush(artifact_store(settings), settings.outbox_dir)
+    console.print(f"delivered {delivered} pending batches; {left} still waiting")
+    if left:
+        raise typer.Exit(1)

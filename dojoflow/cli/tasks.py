@@ -1,0 +1,168 @@
+"""``dojoflow tasks``: list, show and prepare tasks; rebuild reference leaderboards; import MLE-bench."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dojoflow.cli import common
+from dojoflow.cli.common import console, err_console, fmt
+from dojoflow.config import get_settings
+from dojoflow.errors import UsageError
+
+app = typer.Typer(help="List, inspect, prepare and import tasks.", no_args_is_help=True)
+
+
+@app.command("list")
+def tasks_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
+    """List the registered tasks (built-in, DOJOFLOW_TASK_PATH, imported)."""
+    from dojoflow.tasks_catalog.registry import list_tasks
+
+    specs = list_tasks()
+    rows: list[dict[str, Any]] = [{"id": s.id, "title": s.title, "task_type": s.task_type, "metric": s.metric_name,
+             "direction": s.direction, "leaderboard": s.leaderboard.provenance, "gpu": s.resources.gpu,
+             "tags": s.tags} for s in specs]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(rows)} tasks")
+    table.add_column("id", no_wrap=True)
+    for column in ("task type", "metric", "leaderboard", "size"):
+        table.add_column(column)
+    for r in rows:
+        better = "max" if r["direction"] == "higher-is-better" else "min"
+        table.add_row(r["id"], r["task_type"], f"{r['metric']} ({better})", r["leaderboard"],
+                      r["tags"].get("size", "-"))
+    console.print(table)
+
+
+@app.command("show")
+def tasks_show(task_id: str = typer.Argument(..., help="Task id, e.g. breast-cancer.")) -> None:
+    """Show a task's spec, description and leaderboard summary."""
+    from dojoflow.tasks_catalog.grading import task_leaderboard
+    from dojoflow.tasks_catalog.registry import get_task
+
+    spec = get_task(task_id)
+    board = task_leaderboard(spec)
+    console.print(f"[bold]{spec.id}[/bold]: {spec.title}")
+    console.print(f"type: {spec.task_type}   metric: {spec.metric_name} ({spec.direction})   "
+                  f"submission: {spec.submission.id_column}, {', '.join(spec.submission.target_columns)}")
+    limits = board.thresholds()
+    console.print(f"leaderboard: {board.num_teams} entries, provenance [bold]{board.provenance}[/bold]"
+                  + (" (not human: a population of honest scikit-learn solutions)" if board.provenance == "reference"
+                     else "") + f"; gold {fmt(limits['gold'])}, silver {fmt(limits['silver'])}, "
+                  f"bronze {fmt(limits['bronze'])}, median {fmt(limits['median'])}")
+    console.print(f"tags: {spec.tags}\nfolder: {spec.folder}\n")
+    console.print(spec.description())
+
+
+def prepare_with_progress(specs: Iterable, data_dir: Path, console: Console | None = None) -> list:
+    """Prepare ``specs`` into ``data_dir`` with a rich progress bar (one row per task); returns PreparedData."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dojoflow.tasks_catalog.preparation import prepare_task
+
+    specs = list(specs)
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console or common.console, transient=False) as progress:
+        overall = progress.add_task(f"{len(specs)} tasks", total=len(specs))
+        for spec in specs:
+            row = progress.add_task(spec.id, total=1)
+
+            def report(done: float, total: float, message: str, row=row, spec=spec) -> None:
+                progress.update(row, completed=done, total=total or 1,
+                                description=f"{spec.id}: {message}" if message else spec.id)
+
+            prepared = prepare_task(spec, data_dir, progress=report)
+            state = "cache hit" if prepared.cache_hit else "prepared"
+            progress.update(row, completed=1, total=1, description=f"{spec.id}: {state} ({prepared.key})")
+            progress.advance(overall)
+            results.append(prepared)
+    return results
+
+
+@app.command("prepare")
+def tasks_prepare(task_id: Optional[str] = typer.Argument(None, help="Task id (omit with --all)."),
+                  all_tasks: bool = typer.Option(False, "--all", help="Prepare every registered task.")) -> None:
+    """Prepare a task's public/private data into the cache (a second call is a cache hit)."""
+    from dojoflow.tasks_catalog.registry import get_task, list_tasks
+
+    if not all_tasks and not task_id:
+        raise UsageError("give a task id or --all")
+    specs = list_tasks() if all_tasks else [get_task(task_id or "")]
+    for spec, prepared in zip(specs, prepare_with_progress(specs, get_settings().data_dir, err_console)):
+        state = "cache hit" if prepared.cache_hit else "prepared"
+        console.print(f"{spec.id}: {state} -> {prepared.root}  (public: {prepared.public})")
+
+
+@app.command("build-leaderboard")
+def tasks_build_leaderboard(task_id: str = typer.Argument(..., help="Task id."),
+                            output: Optional[Path] = typer.Option(None, help="Write here instead of the task folder.")
+                            ) -> None:
+    """Rebuild a task's reference leaderboard from its population of honest scikit-learn solutions."""
+    from dojoflow.tasks_catalog.preparation import prepare_task
+    from dojoflow.tasks_catalog.reference import write_reference_leaderboard
+    from dojoflow.tasks_catalog.registry import get_task
+
+    spec = get_task(task_id)
+    prepared = prepare_task(spec, get_settings().data_dir)
+    with console.status(f"training the reference population on {spec.id}..."):
+        path = write_reference_leaderboard(spec, prepared, output)
+    console.print(f"wrote reference leaderboard (provenance: reference) to {path}")
+
+
+@app.command("import-mlebench")
+def import_mlebench(
+    path: Path = typer.Argument(..., help="MLE-bench competitions directory (or one competition folder)."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated competition ids to import."),
+    split: Optional[str] = typer.Option(None, "--split", help="Import only an MLE-bench split: lite, medium, "
+                                        "high, split75, dev."),
+    raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", envvar="DOJOFLOW_MLEBENCH_RAW",
+                                           help="Raw Kaggle downloads: <raw-dir>/<competition-id>/."),
+    leaderboards: Optional[Path] = typer.Option(None, "--leaderboards", help="Folder of <id>.csv leaderboards, "
+                                                "used when a competition folder has none (or an LFS pointer)."),
+    dest: Optional[Path] = typer.Option(None, "--dest", help="Where task folders go (default "
+                                        "$DOJOFLOW_HOME/imported, searched automatically)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
+) -> None:
+    """Register MLE-bench competitions as dojoflow tasks (their prepare, grader and real leaderboard)."""
+    from dojoflow.tasks_catalog.mlebench import competition_ids, import_competitions
+
+    wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+    if split:
+        in_split = competition_ids(split)
+        wanted = [i for i in (wanted or in_split) if i in in_split]
+    done, failed = import_competitions(path, dest, wanted, raw_dir, leaderboards)
+    if as_json:
+        typer.echo(json.dumps({"imported": [{"id": t.id, "folder": str(t.folder), "higher_is_better":
+                                             t.higher_is_better, "leaderboard_rows": t.leaderboard_rows,
+                                             "columns_verified": t.columns_verified} for t in done],
+                               "failed": failed}, indent=1))
+    else:
+        table = Table(title=f"imported {len(done)} MLE-bench competitions")
+        for column in ("id", "direction (inferred)", "teams", "columns", "folder"):
+            table.add_column(column)
+        for t in done:
+            table.add_row(t.id, "higher" if t.higher_is_better else "lower", str(t.leaderboard_rows),
+                          "from sample submission" if t.columns_verified else "unverified (no raw data yet)",
+                          str(t.folder))
+        console.print(table)
+        for cid, reason in failed.items():
+            console.print(f"[yellow]skipped {cid}:[/yellow] {reason}")
+    if failed and not done:
+        raise typer.Exit(1)
+
+
+@app.command("mlebench-split")
+def mlebench_split(name: str = typer.Argument("lite", help="lite (= low), medium, high, split75, dev.")) -> None:
+    """Print the competition ids of an MLE-bench split, one per line."""
+    from dojoflow.tasks_catalog.mlebench import competition_ids
+
+    typer.echo("\n".join(competition_ids(name)))

@@ -1,0 +1,127 @@
+"""The episode summary: computed once when an episode ends, and the one source of everything that
+reports on it - the result the CLI prints, the trajectory header, the results-table row and the MLflow
+metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dojoflow.dojo.env import MLEEnvironment
+
+
+@dataclass
+class EpisodeResult:
+    """What an episode produced: its final grade, its budget use, where its records are.
+
+    The orchestration fields (``mlflow_run_id``, ``flow_run_id``, ``artifacts_uri``, ``storage_error``) are
+    filled in by the record step; the gym environment leaves them empty.
+    """
+
+    task_id: str
+    agent: str
+    seed: int
+    episode_id: str
+    valid: bool
+    score: float | None
+    medal: str | None
+    above_median: bool
+    human_rank: float
+    position: int | None
+    leaderboard_provenance: str
+    final_step: int | None
+    final_reason: str
+    errors: list[str]
+    steps: int
+    wall_time_s: float
+    integrity: dict[str, Any]
+    sandbox: str
+    sandbox_isolated: bool
+    episode_dir: str
+    metric: str = ""
+    higher_is_better: bool = True
+    task_splits: str = ""
+    reward_mode: str = ""
+    max_steps: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+    sandbox_startup_s: float = 0.0  # the sandbox's own start-up (a warm worker importing its libraries)
+    sweep_id: str | None = None
+    episode_key: str | None = None  # (sweep, agent, task, seed) for sweep episodes: recorded at most once
+    mlflow_run_id: str | None = None
+    flow_run_id: str | None = None
+    artifacts_uri: str | None = None
+    storage_error: str | None = None  # set when the store was unreachable: files wait in the outbox
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per DAG step
+    initial_observation: str = field(default="", repr=False)
+    trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    # -- the views ------------------------------------------------------------------------------------------
+    def to_dict(self, with_trajectory: bool = False) -> dict[str, Any]:
+        """The result as printed by ``dojoflow run --json`` (the trajectory only when asked for)."""
+        data = asdict(self)
+        data.pop("initial_observation")
+        if not with_trajectory:
+            data.pop("trajectory")
+        return data
+
+    def trajectory_header(self) -> dict[str, Any]:
+        """The first line of ``trajectory.jsonl``."""
+        header = self.to_dict()
+        header["initial_observation"] = self.initial_observation
+        return header
+
+    def results_row(self) -> dict[str, Any]:
+        """The episode's row in the results table (see :data:`dojoflow.storage.results.COLUMNS`)."""
+        return {
+            "sweep_id": self.sweep_id or "", "episode_key": self.episode_key or "", "episode_id": self.episode_id,
+            "agent": self.agent, "task": self.task_id, "task_splits": self.task_splits, "seed": self.seed,
+            "valid": self.valid, "score": self.score, "higher_is_better": self.higher_is_better,
+            "medal": self.medal, "gold": self.medal == "gold", "any_medal": self.medal is not None,
+            "above_median": self.above_median, "human_rank": self.human_rank, "steps": self.steps,
+            "wall_time_s": self.wall_time_s, "tokens": self.tokens, "cost_usd": self.cost_usd,
+            "integrity_passed": bool(self.integrity.get("passed")),
+            "leaderboard_provenance": self.leaderboard_provenance,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def metrics(self) -> dict[str, float | None]:
+        """The final metrics of the episode's MLflow run."""
+        return {"valid": float(self.valid), "score": self.score, "human_rank": self.human_rank,
+                "above_median": float(self.above_median), "any_medal": float(self.medal is not None),
+                "gold": float(self.medal == "gold"), "steps": float(self.steps), "wall_time_s": self.wall_time_s,
+                "integrity_passed": float(bool(self.integrity.get("passed"))), "llm_tokens": float(self.tokens),
+                "cost_usd": self.cost_usd}
+
+
+def _startup_s(env: MLEEnvironment, integrity: dict[str, Any]) -> float:
+    steps = sum(float((s.execution or {}).get("startup_s", 0.0) or 0.0) for s in env.history)
+    return round(steps + float(integrity.get("rerun", {}).get("startup_s", 0.0)), 4)
+
+
+def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: dict[str, Any] | None = None,
+              sweep_id: str | None = None, episode_key: str | None = None) -> EpisodeResult:
+    """The result of ``env``'s episode (which must have its final grade; see ``MLEEnvironment.grade_final``)."""
+    outcome = env.outcome
+    if outcome is None:
+        raise ValueError("the episode has no final grade yet")
+    grade = outcome.grade
+    placement = grade.placement
+    usage = env.usage
+    return EpisodeResult(
+        task_id=env.spec.id, agent=agent, seed=env.seed, episode_id=env.episode_id, valid=grade.valid,
+        score=grade.score, medal=grade.medal, above_median=bool(placement and placement.above_median),
+        human_rank=placement.human_rank if placement else 0.0, position=placement.position if placement else None,
+        leaderboard_provenance=env.spec.leaderboard.provenance, final_step=outcome.step,
+        final_reason=outcome.reason, errors=list(grade.errors), steps=len(env.history),
+        wall_time_s=round(wall_time_s, 3), integrity=integrity or {}, sandbox=env.sandbox.name,
+        sandbox_isolated=env.sandbox.isolated, episode_dir=str(env.episode_dir), metric=env.spec.metric_name,
+        higher_is_better=env.spec.higher_is_better, task_splits=env.spec.tags.get("splits", ""),
+        reward_mode=env.reward_mode, max_steps=env.max_steps, tokens=usage.tokens, cost_usd=usage.cost_usd,
+        llm_calls=usage.llm_calls, sandbox_startup_s=_startup_s(env, integrity or {}), sweep_id=sweep_id,
+        episode_key=episode_key,
+        initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])

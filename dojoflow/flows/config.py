@@ -1,0 +1,75 @@
+"""``EpisodeConfig``: everything that defines one episode, in one frozen value.
+
+The CLI, sweeps and the API build it; the plain driver and the Prefect flow take it as it is (the flow
+as its one parameter, so a deployment run carries it as JSON: :meth:`EpisodeConfig.to_dict` /
+:meth:`EpisodeConfig.from_dict`). Defaults come from :mod:`dojoflow.defaults`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE, DEFAULT_SEED
+from dojoflow.errors import UsageError
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """One agent on one task with one seed and a budget.
+
+    ``sweep_id`` is set for sweep episodes (the episode id is then derived from the idempotency key);
+    ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run.
+    """
+
+    task_id: str
+    agent: str = DEFAULT_AGENT
+    seed: int = DEFAULT_SEED
+    max_steps: int = DEFAULT_MAX_STEPS
+    wall_time_s: float | None = None
+    cost_budget_usd: float | None = None
+    sandbox: str | None = None
+    reward_mode: str = DEFAULT_REWARD_MODE
+    track: bool = True
+    sweep_id: str | None = None
+    parent_run_id: str | None = None
+    agent_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise UsageError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
+        for name in ("wall_time_s", "cost_budget_usd"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be > 0 when given, got {value!r}")
+
+    @property
+    def episode_key(self) -> str | None:
+        """Idempotency key of a sweep episode: (sweep, agent, task, seed)."""
+        if self.sweep_id is None:
+            return None
+        return f"{self.sweep_id}--{self.agent}--{self.task_id}--s{self.seed}"
+
+    def require_key(self) -> str:
+        """:attr:`episode_key`, for code that only handles sweep episodes."""
+        if self.episode_key is None:
+            raise ValueError("not a sweep episode: sweep_id is unset")
+        return self.episode_key
+
+    @property
+    def run_name(self) -> str:
+        """The episode's name in Prefect and MLflow."""
+        return f"{self.agent}-{self.task_id}-seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (a deployment's flow-run parameter)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error that names them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown episode settings: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**data)

@@ -1,0 +1,79 @@
+"""Task kinds: what a task spec's ``task_type`` means, in one table.
+
+Everything that depends on the kind of a task reads it from here: spec validation (how many target
+columns), data preparation (stratified splits), and the scaffolds' choice of candidate models (MLE-STAR's
+``family``). A new kind is one :func:`register_task_kind` call (or one entry of :data:`TASK_KINDS`); what the
+baseline and the reference population do depends on the inputs and the metric's prediction kind, not on
+this name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dojoflow.errors import UnknownNameError, UsageError
+
+TARGETS = ("one", "many", "per-class")
+FAMILIES = ("classification", "regression", "time-series", "image", "text", "external")
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """A ``task_type``.
+
+    - ``family``: the modelling family (which candidate models make sense);
+    - ``targets``: ``one`` target column, ``many`` (multi-label / multi-output), or ``per-class`` (one column
+      per class when the metric scores class probabilities, else one);
+    - ``stratify``: random splits are stratified on the (single) target.
+    """
+
+    name: str
+    family: str
+    targets: str = "one"
+    stratify: bool = False
+    description: str = ""
+
+    def allows_targets(self, count: int, probabilities_per_class: bool) -> bool:
+        """Whether a submission with ``count`` target columns fits this kind."""
+        if self.targets == "many":
+            return count >= 1
+        if self.targets == "per-class" and probabilities_per_class:
+            return count >= 1
+        return count == 1
+
+
+TASK_KINDS: dict[str, TaskKind] = {k.name: k for k in [
+    TaskKind("tabular-classification-binary", "classification", stratify=True,
+             description="two classes; labels or the probability of the positive class"),
+    TaskKind("tabular-classification-multiclass", "classification", "per-class", stratify=True,
+             description="one of k classes; a label, or one probability column per class"),
+    TaskKind("tabular-classification-multilabel", "classification", "many",
+             description="any number of k labels per row; one column per label"),
+    TaskKind("tabular-classification-ordinal", "classification", stratify=True,
+             description="ordered classes (e.g. scored by quadratic weighted kappa)"),
+    TaskKind("tabular-regression", "regression", description="one numeric target"),
+    TaskKind("tabular-regression-multioutput", "regression", "many", description="several numeric targets"),
+    TaskKind("time-series-forecasting", "time-series", "many",
+             description="future values of a series; split by time"),
+    TaskKind("image-classification", "image", "per-class", stratify=True, description="classes of image files"),
+    TaskKind("text-classification", "text", "per-class", stratify=True, description="classes of text documents"),
+    TaskKind("mlebench-import", "external", "many",
+             description="an imported competition graded by its own grader"),
+]}
+
+
+def register_task_kind(kind: TaskKind) -> TaskKind:
+    """Add a task kind (a task spec can then name it as ``task_type``)."""
+    if kind.family not in FAMILIES or kind.targets not in TARGETS:
+        raise UsageError(f"task kind '{kind.name}': family must be one of {', '.join(FAMILIES)} and targets one "
+                         f"of {', '.join(TARGETS)}")
+    TASK_KINDS[kind.name] = kind
+    return kind
+
+
+def task_kind(name: str) -> TaskKind:
+    """The kind named ``name`` (validated specs only name registered kinds)."""
+    try:
+        return TASK_KINDS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown task type '{name}'; known: {', '.join(TASK_KINDS)}") from None
