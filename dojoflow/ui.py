@@ -7,6 +7,7 @@ MLflow's SQLite database and artifact directory under ``$DOJOFLOW_HOME``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import urllib.request
 from rich.console import Console
 
 from dojoflow.config import Settings, configure_prefect_environment
+from dojoflow.lifecycle import reap_on_exit
 
 READY_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
@@ -46,8 +48,10 @@ def serve_uis(settings: Settings, prefect_port: int, mlflow_port: int, console: 
     """Start both servers, print their URLs, and stop them on Ctrl-C."""
     configure_prefect_environment(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in
+    procs = {name: subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True) for name, cmd in
              ui_commands(settings, prefect_port, mlflow_port).items()}
+    reap_on_exit(*(p.pid for p in procs.values()))  # they end with us, even after kill -9
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     urls = {"prefect": f"http://127.0.0.1:{prefect_port}", "mlflow": f"http://127.0.0.1:{mlflow_port}"}
     try:
         with console.status("starting the Prefect server and the MLflow UI..."):
@@ -62,7 +66,24 @@ def serve_uis(settings: Settings, prefect_port: int, mlflow_port: int, console: 
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for proc in procs.values():
-            proc.terminate()
+            _stop_group(proc, signal.SIGTERM)
         for proc in procs.values():
-            proc.wait(timeout=STOP_TIMEOUT_S)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                _stop_group(proc, signal.SIGKILL)
+                proc.wait()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the server and the workers it started (MLflow's gunicorn/uvicorn workers)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

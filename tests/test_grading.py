@@ -393,3 +393,22 @@ def test_rows_longer_than_the_header_are_not_parseable(digits, tmp_path):
     path = tmp_path / "long_rows.csv"
     path.write_text("id,digit\n1,2,3,4\n5,6,7,8\n")
     one_error(*digits, path, "not a parseable CSV", "Expected 2 columns, got 4")
+
+
+def test_a_huge_submission_is_rejected_before_it_is_read(tmp_path):
+    from dojoflow.config import get_settings
+    from dojoflow.tasks_catalog.grading import grade_submission
+    from dojoflow.tasks_catalog.preparation import prepare_task
+    from dojoflow.tasks_catalog.registry import get_task
+
+    spec = get_task("iris-species")
+    prepared = prepare_task(spec, get_settings().data_dir)
+    huge = tmp_path / "submission.csv"
+    with huge.open("w") as fh:
+        fh.write("id,species\n")
+        line = "1," + "x" * 1000 + "\n"
+        for _ in range(40_000):  # 40 MB
+            fh.write(line)
+    result = grade_submission(spec, prepared, huge, "public")
+    # one error, about the size: the file was not parsed (parsing would report ids and labels instead)
+    assert not result.valid and len(result.errors) == 1 and "one row per test id" in result.errors[0]

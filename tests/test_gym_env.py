@@ -186,3 +186,21 @@ def test_gym_loop_and_episode_flow_give_the_same_trajectory(settings):
     from dataclasses import asdict
 
     assert strip([asdict(s) for s in env.inner.history]) == strip(flowed.trajectory)
+
+
+@pytest.mark.parametrize("action", [{"type": "execute_code", "code": 123}, {"type": "execute_code", "code": b"x=1"},
+                                    {"type": "execute_code", "code": b"\xff\xfe"}, {"type": "execute_code",
+                                                                                     "code": "print('\udcff')"},
+                                    b"\xff{", {"type": 5}, {"type": "submit", "step": "3"}, 42, None,
+                                    {"type": "execute_code", "code": ["print(1)"]}])
+def test_a_bad_action_never_raises(settings, action):
+    from dojoflow.dojo.gym_env import DojoflowEnv
+
+    env = DojoflowEnv("iris-species", max_steps=3, settings=settings, sandbox="local")
+    env.reset(seed=0)
+    observation, reward, terminated, truncated, info = env.step(action)
+    assert not terminated and reward == 0.0
+    kind = info["observation"].get("error", {}).get("type")
+    # bytes code that is valid UTF-8 is accepted and runs (no submission written)
+    assert kind == "invalid_action" or action == {"type": "execute_code", "code": b"x=1"}, (action, observation)
+    env.close()

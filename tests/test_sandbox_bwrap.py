@@ -159,7 +159,9 @@ def successes(values: dict) -> dict:
 
 
 def backend_for(name: str):
-    return BwrapBackend() if name == "bwrap" else LocalBackend()
+    from dojoflow.infra.sandbox import get_backend
+
+    return BwrapBackend() if name == "bwrap" else LocalBackend() if name == "local" else get_backend(name)
 
 
 def assert_no_token(d: Dojo, result: ExecutionResult) -> None:
@@ -291,6 +293,7 @@ class Attack:
     limits: ExecutionLimits = FAST
     local: str = "pass"  # pass | xfail | skip: how the local backend fares
     why: str = ""  # why local cannot stop it (xfail/skip reason)
+    warm: bool = False  # also run it under the warm mode (warm-bwrap)
 
 
 def check_nothing_read(d: Dojo, result: ExecutionResult, env: dict) -> None:
@@ -415,6 +418,26 @@ def check_tmpfs(d: Dojo, result: ExecutionResult, env: dict) -> None:
     out = reported(result)
     cap = min(env["limits"].memory_mb, env["limits"].max_file_mb)
     assert out["shm_mb"] <= cap and out["tmp_mb"] <= cap, f"in-memory filesystems not bounded: {out}"
+
+
+def check_no_userns(d: Dojo, result: ExecutionResult, env: dict) -> None:
+    out = reported(result)
+    assert out, result.stderr[-1000:]
+    assert out["unshare"] != 0, "a new user namespace was created inside the sandbox"
+    assert out["written_mb"] < env["limits"].memory_mb, "a tmpfs of its own took memory past the limit"
+
+
+def check_tree_memory(d: Dojo, result: ExecutionResult, env: dict) -> None:
+    """Four processes of 300 MB each under a 512 MB limit: they may not all hold their memory at once."""
+    out = reported(result)
+    assert not out.get("all_held"), "the processes of one step together used more than the memory limit"
+    assert result.peak_memory_mb <= env["limits"].memory_mb + 64, result.peak_memory_mb
+
+
+def check_cpu_measured(d: Dojo, result: ExecutionResult, env: dict) -> None:
+    assert result.ok, result.stderr[-500:]
+    assert result.cpu_s >= 0.5, f"a 1.5 s busy step reported {result.cpu_s} s of CPU"
+    assert result.cpu_s <= result.duration_s * 2 + 1
 
 
 def check_timed_out(d: Dojo, result: ExecutionResult, env: dict) -> None:
@@ -740,6 +763,45 @@ ATTACKS = [
            "       shadow=shadow if shadow.startswith('ERR:') else f'read {len(shadow)} chars')\n",
            check_not_root, local="xfail" if is_privileged() else "pass",
            why="local runs the code as the harness's user (root here)"),
+    Attack("userns_tmpfs_past_the_memory_limit",
+           "import ctypes, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+           "rc = libc.unshare(0x10000000 | 0x00020000)  # CLONE_NEWUSER | CLONE_NEWNS\n"
+           "written = 0\n"
+           "if rc == 0:\n"
+           "    os.makedirs('/tmp/own', exist_ok=True)\n"
+           "    libc.mount(b'tmpfs', b'/tmp/own', b'tmpfs', 0, b'size=2g')\n"
+           "    try:\n"
+           "        with open('/tmp/own/fill', 'wb') as f:\n"
+           "            for _ in range(1024):\n"
+           "                f.write(b'x' * (1 << 20)); written += 1\n"
+           "    except OSError:\n"
+           "        pass\n"
+           "report(unshare=rc, written_mb=written)\n",
+           check_no_userns, limits=ExecutionLimits(timeout_s=30, memory_mb=512, max_output_bytes=1 << 20),
+           local="xfail", why="local does not filter system calls", warm=True),
+    Attack("processes_share_one_memory_limit",
+           "import multiprocessing as mp\n"
+           "def hold(n):\n"
+           "    b = bytearray(300 * 1024 * 1024)\n"
+           "    for i in range(0, len(b), 4096):\n"
+           "        b[i] = 1\n"
+           "    time.sleep(2)\n"
+           "    return 1\n"
+           "if __name__ == '__main__':\n"
+           "    try:\n"
+           "        with mp.get_context('fork').Pool(4) as pool:\n"
+           "            held = pool.map_async(hold, range(4)).get(timeout=20)\n"
+           "        report(all_held=sum(held) == 4)\n"
+           "    except BaseException as exc:\n"
+           "        report(all_held=False, error=repr(exc)[:200])\n",
+           check_tree_memory, limits=ExecutionLimits(timeout_s=40, memory_mb=512, max_output_bytes=1 << 20),
+           local="pass", warm=True),
+    Attack("cpu_time_is_measured_for_the_whole_tree",
+           "import subprocess\n"
+           "busy = 'import time\\nt = time.time()\\nwhile time.time() - t < 1.5: pass'\n"
+           "subprocess.run([sys.executable, '-c', busy])\n"
+           "report(done=True)\n",
+           check_cpu_measured, limits=ExecutionLimits(timeout_s=30, max_output_bytes=1 << 20), warm=True),
 ]
 
 
@@ -754,6 +816,8 @@ def _params():
             marks = [pytest.mark.skip(
                 reason=f"local cannot stop this and running it would harm the host: {attack.why}")]
         params.append(pytest.param("local", attack, id=f"local-{attack.name}", marks=marks))
+        if attack.warm:
+            params.append(pytest.param("warm-bwrap", attack, id=f"warm-bwrap-{attack.name}"))
     return params
 
 
@@ -776,6 +840,7 @@ def test_attack_fails(backend_name, attack, dojo, sentinel, loopback_server):
         _stop_local_background(dojo)
     # the harness survived: a benign step in the same workspace still works
     benign = dojo.run(backend, f"report(ok=open('data/train.csv').read() == {TRAIN_CSV!r})\n")
+    backend.close()
     assert benign.ok and reported(benign) == {"ok": True}, benign.stderr
 
 

@@ -89,3 +89,29 @@ def test_sweep_resumes_and_retries_only_the_failed_episode(prefect_api, settings
     assert recorded() == (sorted(states), 4)
     assert all(s.state == "completed" for s in sweep_status(settings, spec))
     assert (settings.sweeps_dir / "retry-test" / "report.md").read_text().startswith("# Sweep retry-test")
+
+
+def test_slots_left_by_a_dead_sweep_are_released_on_resume(prefect_api):
+    """A sweep killed with -9 never releases its concurrency slots; resuming frees them instead of waiting."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from dojoflow.flows.sweep import ensure_concurrency_limit
+
+    name = "dojoflow-sweep-dead-sweep-test"
+    ensure_concurrency_limit(name, 1)
+
+    async def occupy_and_read() -> int:
+        async with get_client() as client:
+            await client.increment_concurrency_slots_with_lease([name], slots=1, mode="concurrency",
+                                                                lease_duration=3600)
+            return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+
+    async def active() -> int:
+        async with get_client() as client:
+            return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+
+    assert asyncio.run(occupy_and_read()) == 1  # the dead process's slot
+    ensure_concurrency_limit(name, 1, release_slots=True)
+    assert asyncio.run(active()) == 0

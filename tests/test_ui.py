@@ -22,6 +22,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _answers(url: str, deadline: float) -> bool:
     while time.monotonic() < deadline:
         try:
@@ -53,9 +58,21 @@ def test_ui_serves_prefect_and_mlflow(tmp_path):
         assert _answers(f"http://127.0.0.1:{mlflow_port}/health", deadline)
         assert _answers(f"http://127.0.0.1:{prefect_port}/api/health", deadline)
         assert (tmp_path / "home" / "prefect").is_dir()  # Prefect's home is under the dojoflow home
+        os.kill(proc.pid, signal.SIGKILL)  # only `dojoflow ui` itself: its servers must end with it
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (_listening(prefect_port) or _listening(mlflow_port)):
+            time.sleep(0.5)
+        assert not _listening(prefect_port) and not _listening(mlflow_port), "servers outlived `dojoflow ui`"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
         try:
             proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

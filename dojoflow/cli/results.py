@@ -55,9 +55,18 @@ def export_command(out: Path = typer.Argument(..., help="Output file (.parquet; 
     """Export recorded trajectories as training data (Parquet + JSONL); see docs/trajectories.md."""
     from dojoflow.storage.export import EpisodeFilter, export
 
-    summary = export(episodes or get_settings().episodes_dir, kind, out, EpisodeFilter.parse(filters))
+    source = episodes or get_settings().episodes_dir
+    summary = export(source, kind, out, EpisodeFilter.parse(filters))
     console.print(f"exported {summary['episodes']} episodes as {summary['rows']} {kind} rows: "
                   f"{summary['parquet']} and {summary['jsonl']}")
+    if summary["episodes"] == 0:
+        from dojoflow.storage.export import recorded_values
+
+        seen = recorded_values(source)
+        err_console.print("[yellow]no recorded episode matches" + (f" {' '.join(filters)}" if filters else "")
+                          + f"[/yellow] ({seen['episodes']} episodes in {source}; tasks: "
+                          f"{', '.join(seen['tasks']) or '-'}; agents: {', '.join(seen['agents']) or '-'})")
+        raise typer.Exit(1)
 
 
 COMMANDS = {"report": report, "export": export_command}

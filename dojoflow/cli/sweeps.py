@@ -26,15 +26,13 @@ def _follow_progress(events_file: Path, offset: int, only_keys: list[str] | None
     from dojoflow.flows.sweep import follow_events
 
     while True:
+        stopping = stop.wait(PROGRESS_POLL_S)
         events, offset = follow_events(events_file, offset)
         for event in events:
             if not only_keys or event["key"] in only_keys:
-                progress.update(bar, advance=1, last=f"{event['key']}: {event['state']}")
-        if stop.wait(PROGRESS_POLL_S):
-            events, offset = follow_events(events_file, offset)
-            for event in events:
-                if not only_keys or event["key"] in only_keys:
-                    progress.update(bar, advance=1, last=f"{event['key']}: {event['state']}")
+                progress.update(bar, advance=1 if event.get("ended", True) else 0,
+                                last=f"{event['key']}: {event['state']}")
+        if stopping:
             return
 
 
@@ -147,12 +145,10 @@ def sweep_report(sweep_id: str = typer.Argument(..., help="Sweep id (its name)."
 
 @app.command("flush")
 def sweep_flush() -> None:
-    """Upload artifacts kept locally while the artifact store was unreachable."""
-    from dojoflow.storage.artifacts import artifact_store
-    from dojoflow.storage.outbox import flush
+    """Deliver what was parked while the artifact store or the tracking server was unreachable."""
+    from dojoflow.storage.recording import flush_pending
 
-    settings = get_settings()
-    delivered, left = flush(artifact_store(settings), settings.outbox_dir)
+    delivered, left = flush_pending(get_settings())
     console.print(f"delivered {delivered} pending batches; {left} still waiting")
     if left:
         raise typer.Exit(1)

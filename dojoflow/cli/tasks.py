@@ -21,10 +21,13 @@ app = typer.Typer(help="List, inspect, prepare and import tasks.", no_args_is_he
 
 @app.command("list")
 def tasks_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
-    """List the registered tasks (built-in, DOJOFLOW_TASK_PATH, imported)."""
-    from dojoflow.tasks_catalog.registry import list_tasks
+    """List the registered tasks (built-in, DOJOFLOW_TASK_PATH, imported); broken task folders are
+    reported on stderr and left out."""
+    from dojoflow.tasks_catalog.registry import load_all
 
-    specs = list_tasks()
+    specs, broken = load_all()
+    for task_id, problem in broken.items():
+        err_console.print(f"[yellow]skipped task '{task_id}':[/yellow] {problem}", highlight=False)
     rows: list[dict[str, Any]] = [{"id": s.id, "title": s.title, "task_type": s.task_type, "metric": s.metric_name,
              "direction": s.direction, "leaderboard": s.leaderboard.provenance, "gpu": s.resources.gpu,
              "tags": s.tags} for s in specs]
@@ -58,6 +61,15 @@ def tasks_show(task_id: str = typer.Argument(..., help="Task id, e.g. breast-can
                   + (" (not human: a population of honest scikit-learn solutions)" if board.provenance == "reference"
                      else "") + f"; gold {fmt(limits['gold'])}, silver {fmt(limits['silver'])}, "
                   f"bronze {fmt(limits['bronze'])}, median {fmt(limits['median'])}")
+    exposure = spec.exposure
+    if exposure.source == "package":
+        console.print(f"source data: ships in installed packages ({', '.join(exposure.package_data)}); hidden "
+                      "from isolated sandboxes (bwrap, warm, docker), readable under the local backend")
+    elif exposure.source == "undeclared":
+        console.print("[yellow]source data: undeclared[/yellow] (add an `exposure` section to task.yaml: if the "
+                      "labelled source ships in an installed package, agent code could look the answers up)")
+    else:
+        console.print(f"source data: {exposure.source} (not reachable from a sandbox)")
     console.print(f"tags: {spec.tags}\nfolder: {spec.folder}\n")
     console.print(spec.description())
 

@@ -30,8 +30,19 @@ class Action:
     step: int | None = None
 
     def __post_init__(self) -> None:
-        if self.type not in ACTION_TYPES:
+        """Reject what cannot be run: an unknown type, code that is not UTF-8 text, a step that is no index."""
+        if not isinstance(self.type, str) or self.type not in ACTION_TYPES:
             raise InvalidActionError(f"unknown action type '{self.type}'; valid types: {', '.join(ACTION_TYPES)}")
+        if self.code is not None:
+            if not isinstance(self.code, str):
+                raise InvalidActionError(f"'code' must be text (a string), got {type(self.code).__name__}")
+            try:
+                self.code.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidActionError(f"'code' is not valid Unicode text: {exc.reason} at position "
+                                         f"{exc.start}") from None
+        if self.step is not None and (isinstance(self.step, bool) or not isinstance(self.step, int)):
+            raise InvalidActionError(f"'step' must be a step index (an integer), got {self.step!r}")
         if self.type in CODE_ACTIONS and not (self.code and self.code.strip()):
             raise InvalidActionError(f"action '{self.type}' needs non-empty 'code'")
 
@@ -40,6 +51,11 @@ class Action:
         """Accept an Action, a dict, or a JSON object string (the form LLM agents produce)."""
         if isinstance(value, Action):
             return value
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidActionError(f"action is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -50,6 +66,12 @@ class Action:
         unknown = set(value) - {"type", "code", "step"}
         if unknown:
             raise InvalidActionError(f"unknown action fields: {', '.join(sorted(unknown))}")
+        code = value.get("code")
+        if isinstance(code, (bytes, bytearray)):
+            try:
+                value = {**value, "code": code.decode("utf-8")}
+            except UnicodeDecodeError as exc:
+                raise InvalidActionError(f"'code' is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
         return cls(**value)
 
     def to_dict(self) -> dict[str, Any]:

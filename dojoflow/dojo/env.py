@@ -22,6 +22,14 @@ from dojoflow.dojo.actions import CODE_ACTIONS, Action
 from dojoflow.dojo.observation import Observation, describe_data, render_execution
 from dojoflow.dojo.records import Outcome, StepRecord, Usage
 from dojoflow.dojo.rewards import reward_for
+from dojoflow.dojo.workspace_files import (
+    WORKSPACE_AT_END,
+    WorkspaceProblem,
+    collect_submission,
+    describe_os_error,
+    remove_any,
+    write_harness_file,
+)
 from dojoflow.errors import EpisodeStateError, InvalidActionError
 from dojoflow.infra.sandbox import (
     ExecutionLimits,
@@ -31,6 +39,7 @@ from dojoflow.infra.sandbox import (
     get_backend,
     python_command,
 )
+from dojoflow.tasks_catalog.exposure import hidden_source_dirs
 from dojoflow.tasks_catalog.grading import GradeResult, answer_table, grade_submission, task_leaderboard
 from dojoflow.tasks_catalog.preparation import PreparedData, prepare_task
 from dojoflow.tasks_catalog.registry import get_task
@@ -66,6 +75,8 @@ class MLEEnvironment:
         self.gpu = gpu  # device index leased for this episode (see infra.gpu.GpuPool), or None
         self.wall_time_s, self.cost_budget_usd = wall_time_s, cost_budget_usd
         self.initial_observation = ""
+        self.disk_full = False  # a step met a full disk: the workspace is emptied when the episode closes
+        self._submission_notes: dict[int, str] = {}  # why a step's submission could not be collected
 
     # -- paths --------------------------------------------------------------------------------------------
     @property
@@ -83,6 +94,12 @@ class MLEEnvironment:
         if self.prepared is None:
             raise EpisodeStateError("call reset() before using the environment")
         return self.prepared
+
+    def request(self, command: tuple[str, ...]) -> ExecutionRequest:
+        """A sandbox request for ``command`` in this episode's workspace: its public data, limits and GPU, with
+        the source data of every registered task hidden (see ``tasks_catalog/exposure.py``)."""
+        return ExecutionRequest(command, self.workspace, self.data.public, self.limits, gpu=self.gpu,
+                                hidden=hidden_source_dirs())
 
     @property
     def limits(self) -> ExecutionLimits:
@@ -110,6 +127,7 @@ class MLEEnvironment:
             shutil.rmtree(self.episode_dir)
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.history, self.best_step, self.best_score, self.outcome = [], None, None, None
+        self.disk_full, self._submission_notes = False, {}
         self.started_at = time.monotonic()
         obs = self._info_observation(first=True)
         self.initial_observation = obs.text
@@ -138,20 +156,34 @@ class MLEEnvironment:
             return None
         index = len(self.history)
         step_dir = self.step_dir(index)
-        step_dir.mkdir(parents=True, exist_ok=True)
         code_name = f"step_{index:03d}.py"
         code = action.code or ""
-        (step_dir / "code.py").write_text(code)
-        (self.workspace / code_name).write_text(code)
-        (self.workspace / SUBMISSION_FILE).unlink(missing_ok=True)
-        result = self.sandbox.run(ExecutionRequest(python_command(code_name), self.workspace,
-                                                   self.data.public, self.limits, gpu=self.gpu))
-        (step_dir / "stdout.txt").write_text(result.stdout)
-        (step_dir / "stderr.txt").write_text(result.stderr)
-        produced = self.workspace / SUBMISSION_FILE
-        if produced.is_file() and not produced.is_symlink():  # a link could point at the hidden answers
-            shutil.move(produced, step_dir / SUBMISSION_FILE)
+        try:
+            step_dir.mkdir(parents=True, exist_ok=True)
+            (step_dir / "code.py").write_text(code)
+            write_harness_file(self.workspace / code_name, code)
+            remove_any(self.workspace / SUBMISSION_FILE)  # a stale submission is never graded again
+        except WorkspaceProblem as problem:
+            return self._not_run(problem)
+        except OSError as exc:
+            return self._not_run(describe_os_error(exc, "preparing the step"))
+        result = self.sandbox.run(self.request(python_command(code_name)))
+        try:
+            (step_dir / "stdout.txt").write_text(result.stdout)
+            (step_dir / "stderr.txt").write_text(result.stderr)
+            note = collect_submission(self.workspace / SUBMISSION_FILE, step_dir / SUBMISSION_FILE)
+            if note:
+                self._submission_notes[index] = note
+        except OSError as exc:
+            kept = describe_os_error(exc, "keeping the step's output")
+            self.disk_full = self.disk_full or kept.disk_full
+            result.error = result.error or str(kept)
         return result
+
+    def _not_run(self, problem: WorkspaceProblem) -> ExecutionResult:
+        """The result of a step the harness could not start because of the workspace or the disk."""
+        self.disk_full = self.disk_full or problem.disk_full
+        return ExecutionResult.not_started(self.sandbox.name, self.sandbox.isolated, str(problem))
 
     def finish_step(self, action: Action | None, execution: ExecutionResult | None,
                     invalid_action: str | None = None, agent_info: dict[str, Any] | None = None
@@ -215,8 +247,12 @@ class MLEEnvironment:
         failure = execution.failure_message(self.limits)
         submission = self.step_dir(record.index) / SUBMISSION_FILE
         feedback: GradeResult | None = None
+        note = self._submission_notes.get(record.index)
         if failure:
             record.errors.append(failure)
+        elif note:
+            record.valid_submission = False
+            record.errors.append(note)
         elif action.type == "validate_code":
             expected = answer_table(self.spec, self.data, "all").column(self.spec.submission.id_column)
             validation = validate_submission(submission, self.spec, expected)
@@ -264,8 +300,12 @@ class MLEEnvironment:
         return self.outcome
 
     def close(self) -> None:
-        """Release the sandbox's long-lived resources (the warm worker, if any)."""
+        """Release the sandbox's long-lived resources (the warm worker, if any). After a full disk, also
+        empty the workspace: what the code wrote is what filled it, and the next episode must start clean."""
         self.sandbox.close()
+        if self.disk_full:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+            shutil.rmtree(self.episode_dir / WORKSPACE_AT_END, ignore_errors=True)
 
     @property
     def chosen_submission(self) -> Path | None:

@@ -13,15 +13,16 @@ Each check reports passed / failed with a detail; the episode result carries the
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dojoflow.dojo.env import SUBMISSION_FILE, MLEEnvironment
-from dojoflow.infra.sandbox import ExecutionRequest, python_command
+from dojoflow.dojo.workspace_files import WORKSPACE_AT_END, WorkspaceProblem, write_harness_file
+from dojoflow.infra.sandbox import python_command
 from dojoflow.infra.sandbox.workspace import DATA_DIR, TMP_DIR
 
 RERUN_SCRIPT = "rerun_final_step.py"
-WORKSPACE_AT_END = "workspace-at-end"
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,14 @@ def check_reproducible(env: MLEEnvironment) -> Check:
         return Check("reproducible", False, "no final submission to reproduce")
     code = (env.step_dir(env.outcome.step) / "code.py").read_text()
     workspace = env.workspace
-    empty_workspace(workspace, env.episode_dir / WORKSPACE_AT_END)
-    (workspace / RERUN_SCRIPT).write_text(code)
-    result = env.sandbox.run(ExecutionRequest(python_command(RERUN_SCRIPT), workspace, env.data.public,
-                                              env.limits, gpu=env.gpu))
+    try:
+        empty_workspace(workspace, env.episode_dir / WORKSPACE_AT_END)
+        if env.disk_full:  # what the code left filled the disk: it cannot be kept, and the re-run needs room
+            shutil.rmtree(env.episode_dir / WORKSPACE_AT_END, ignore_errors=True)
+        write_harness_file(workspace / RERUN_SCRIPT, code)
+    except (OSError, WorkspaceProblem) as exc:
+        return Check("reproducible", False, f"the re-run could not be prepared: {exc}")
+    result = env.sandbox.run(env.request(python_command(RERUN_SCRIPT)))
     evidence = {"exit_code": result.exit_code, "duration_s": result.duration_s, "startup_s": result.startup_s,
                 "backend": result.backend}
     if not result.ok:

@@ -56,6 +56,7 @@ class EpisodeResult:
     flow_run_id: str | None = None
     artifacts_uri: str | None = None
     storage_error: str | None = None  # set when the store was unreachable: files wait in the outbox
+    tracking_error: str | None = None  # set when MLflow was unreachable: the run waits in the outbox
     timings: dict[str, float] = field(default_factory=dict)  # seconds per DAG step
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)

@@ -27,9 +27,10 @@ from dojoflow.agents.registry import make_agent
 from dojoflow.config import Settings, get_settings
 from dojoflow.dojo.actions import CODE_ACTIONS, Action
 from dojoflow.dojo.env import MLEEnvironment
-from dojoflow.dojo.integrity import WORKSPACE_AT_END, run_integrity_checks
+from dojoflow.dojo.integrity import run_integrity_checks
 from dojoflow.dojo.observation import Observation
 from dojoflow.dojo.summary import EpisodeResult, summarize
+from dojoflow.dojo.workspace_files import WORKSPACE_AT_END
 from dojoflow.flows.config import EpisodeConfig
 from dojoflow.infra.gpu import GpuPool, detect_gpus
 from dojoflow.infra.sandbox import ExecutionResult
@@ -88,26 +89,21 @@ def integrity_check(env: MLEEnvironment) -> dict[str, Any]:
 
 
 def record(env: MLEEnvironment, config: EpisodeConfig, result: EpisodeResult) -> EpisodeResult:
-    """Trajectory to JSONL, the results row, episode files to the artifact store (or its outbox while the
-    store is unreachable), one MLflow run (not a second one if this episode was recorded before)."""
-    from dojoflow.storage.artifacts import artifact_store
-    from dojoflow.storage.outbox import deliver, flush
+    """Trajectory to JSONL, the results row, episode files to the artifact store and one MLflow run (each
+    delivered now or parked in the outbox for a later flush: see ``storage/recording.py``)."""
+    from dojoflow.storage.recording import TrackedRun, flush_pending, record_artifacts, record_tracking
     from dojoflow.storage.results import write_result
     from dojoflow.storage.trajectory import write_trajectory
 
     settings = env.settings
     write_trajectory(env.episode_dir / "trajectory.jsonl", result.trajectory_header(), env.history)
     row_file = write_result(settings.results_dir, result.results_row())
-    store = artifact_store(settings)
-    flush(store, settings.outbox_dir)  # deliver what an earlier outage left behind
-    prefix = f"episodes/{env.episode_id}"
-    files = {f"{prefix}/{p.relative_to(env.episode_dir).as_posix()}": p for p in _episode_files(env.episode_dir)}
+    flush_pending(settings)  # deliver what an earlier outage left behind
+    files = {f"episodes/{env.episode_id}/{p.relative_to(env.episode_dir).as_posix()}": p
+             for p in _episode_files(env.episode_dir)}
     files[f"results/{row_file.name}"] = row_file
-    result.storage_error = deliver(store, settings.outbox_dir, env.episode_id, files)
-    result.artifacts_uri = store.uri(prefix)
+    result.artifacts_uri, result.storage_error = record_artifacts(settings, env.episode_id, files)
     if config.track:
-        from dojoflow.storage.tracking import record_run
-
         tags = {"dojoflow.episode_id": env.episode_id, "dojoflow.task": config.task_id,
                 "dojoflow.agent": config.agent, "dojoflow.flow_run_id": result.flow_run_id or "",
                 "dojoflow.sweep_id": config.sweep_id or "", "dojoflow.episode_key": config.episode_key or ""}
@@ -116,9 +112,9 @@ def record(env: MLEEnvironment, config: EpisodeConfig, result: EpisodeResult) ->
         artifacts = {"steps": env.episode_dir / "steps", "trajectory.jsonl": env.episode_dir / "trajectory.jsonl"}
         if env.chosen_submission is not None:
             artifacts["final_submission.csv"] = env.chosen_submission
-        result.mlflow_run_id = record_run(settings, f"{config.agent}/{config.task_id}/seed{config.seed}",
-                                          tracking_params(config, result), result.metrics(), step_metrics(env),
-                                          tags, artifacts, episode_key=config.episode_key)
+        run = TrackedRun(env.episode_id, f"{config.agent}/{config.task_id}/seed{config.seed}",
+                         tracking_params(config, result), result.metrics(), step_metrics(env), tags, artifacts)
+        result.mlflow_run_id, result.tracking_error = record_tracking(settings, run)
     return result
 
 
@@ -145,6 +141,20 @@ def step_metrics(env: MLEEnvironment) -> list[dict[str, float | None]]:
     return [{"reward": s.reward, "feedback_score": s.feedback_score, "duration_s": s.duration_s,
              **{k: (s.execution or {}).get(k) for k in ("cpu_s", "peak_memory_mb", "gpu_peak_memory_mb")}}
             for s in env.history]
+
+
+def _save_partial(env: MLEEnvironment, config: EpisodeConfig) -> None:
+    """The trajectory of an interrupted episode (its steps so far), so nothing it did is lost."""
+    from dojoflow.storage.trajectory import write_trajectory
+
+    header = {"episode_id": env.episode_id, "task_id": config.task_id, "agent": config.agent, "seed": config.seed,
+              "interrupted": True, "final_reason": "interrupted (SIGINT or SIGTERM) before the final grade",
+              "valid": False, "score": None, "medal": None, "human_rank": 0.0, "steps": len(env.history),
+              "initial_observation": env.initial_observation}
+    try:
+        write_trajectory(env.episode_dir / "trajectory.jsonl", header, env.history)
+    except OSError:
+        pass  # nothing more can be saved
 
 
 class EpisodeSteps(NamedTuple):
@@ -212,6 +222,9 @@ def _drive(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Setti
             done = terminated or truncated
         steps.final_grading(env)
         integrity = steps.integrity_check(env)
+    except KeyboardInterrupt:  # SIGINT / SIGTERM: keep what the episode did before it stops
+        _save_partial(env, config)
+        raise
     finally:
         env.close()
     episode = summarize(env, config.agent, time.monotonic() - started, integrity, sweep_id=config.sweep_id,

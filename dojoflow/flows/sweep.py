@@ -70,9 +70,10 @@ def episode_config(spec: SweepSpec, agent: AgentEntry, task: str, seed: int,
                          sweep_id=spec.name, parent_run_id=parent_run_id, agent_options=dict(agent.options))
 
 
-def append_event(settings: Settings, sweep_id: str, key: str, state: str) -> None:
-    """Record that an episode ended (or was found completed); one JSON line, appended."""
-    line = json.dumps({"key": key, "state": state, "time": time.time()}) + "\n"
+def append_event(settings: Settings, sweep_id: str, key: str, state: str, ended: bool = True) -> None:
+    """Record that an episode ended (or was found completed) - or, with ``ended=False``, what it is waiting
+    for; one JSON line, appended."""
+    line = json.dumps({"key": key, "state": state, "ended": ended, "time": time.time()}) + "\n"
     with (sweep_dir(settings, sweep_id) / EVENTS_FILE).open("a") as fh:
         fh.write(line)
 
@@ -171,8 +172,10 @@ def sync_results(settings: Settings) -> int:
     return new
 
 
-def ensure_concurrency_limit(name: str, limit: int) -> None:
-    """Create (or resize) the Prefect global concurrency limit the episodes occupy."""
+def ensure_concurrency_limit(name: str, limit: int, release_slots: bool = False) -> None:
+    """Create (or resize) the Prefect global concurrency limit the episodes occupy. ``release_slots``: also
+    free every occupied slot - when no episode of the sweep is running, an occupied slot belongs to a sweep
+    process that died (``kill -9``) and would make the resumed sweep wait for ever."""
     import asyncio
 
     from prefect.client.orchestration import get_client
@@ -183,7 +186,9 @@ def ensure_concurrency_limit(name: str, limit: int) -> None:
         async with get_client() as client:
             try:
                 await client.read_global_concurrency_limit_by_name(name)
-                await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit))
+                update = (GlobalConcurrencyLimitUpdate(limit=limit, active_slots=0) if release_slots
+                          else GlobalConcurrencyLimitUpdate(limit=limit))
+                await client.update_global_concurrency_limit(name, update)
             except ObjectNotFound:
                 await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
 
@@ -202,6 +207,8 @@ def _run_one(spec: SweepSpec, agent: AgentEntry, task: str, seed: int, settings:
     marker.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
     try:
         if spec.deployment:
+            append_event(settings, spec.name, key, f"submitted to {spec.deployment}: waiting for a worker and a "
+                         f"slot of {limit_name}", ended=False)
             _run_on_deployment(spec, key, {"config": config.to_dict(), "concurrency_limit": limit_name},
                                config.run_name, episode_tags(config))
             result: dict[str, Any] = {}
@@ -264,17 +271,17 @@ def run_sweep(spec: SweepSpec, settings: Settings | None = None,
     Prefect's API available. Each episode that ends (or was completed earlier) is appended to the sweep's
     ``events.jsonl``.
     """
-    from dojoflow.storage.artifacts import artifact_store
-    from dojoflow.storage.outbox import flush
+    from dojoflow.storage.recording import flush_pending
 
     apply_spec_environment(spec)
     settings = get_settings() if settings is None or spec.tracking_uri or spec.artifacts else settings
     save_spec(settings, spec)
-    flush(artifact_store(settings), settings.outbox_dir)
+    flush_pending(settings)
     limit_name = f"dojoflow-sweep-{spec.name}"
-    if spec.deployment:
-        ensure_concurrency_limit(limit_name, spec.concurrency)
     before = sweep_status(settings, spec)  # one state per episode, in spec.episodes() order
+    if spec.deployment:
+        ensure_concurrency_limit(limit_name, spec.concurrency,
+                                 release_slots=not any(s.state == "running" for s in before))
     todo = [episode for episode, state in zip(spec.episodes(), before)
             if state.state != "completed" and (only_keys is None or state.key in only_keys)]
     for state in before:
@@ -287,7 +294,7 @@ def run_sweep(spec: SweepSpec, settings: Settings | None = None,
         for future in as_completed(futures):
             state = future.result()
             append_event(settings, spec.name, state.key, state.state)
-    flush(artifact_store(settings), settings.outbox_dir)
+    flush_pending(settings)
     states = sweep_status(settings, spec)
     _finish_report(settings, spec, parent)
     return states

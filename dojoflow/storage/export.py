@@ -28,6 +28,10 @@ SYSTEM_PROMPT = ("You are a machine-learning engineer solving a Kaggle-style tas
                  "submit (optionally with 'step'). Code runs with the data in data/ and must write submission.csv.")
 
 
+MEDAL_FILTERS = ("gold", "silver", "bronze", "any", "none")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
+
+
 @dataclass(frozen=True)
 class EpisodeFilter:
     """Which episodes to export; ``None`` fields match everything."""
@@ -46,7 +50,11 @@ class EpisodeFilter:
             if not sep or key not in ("task", "agent", "medal", "valid"):
                 raise UsageError(f"bad filter '{item}': use task=ID, agent=NAME, medal=gold|silver|bronze|any|none "
                                  "or valid=true|false")
-            fields[key] = value.lower() in ("1", "true", "yes") if key == "valid" else value
+            if key == "medal" and value not in MEDAL_FILTERS:
+                raise UsageError(f"bad filter '{item}': medal is one of {', '.join(MEDAL_FILTERS)}")
+            if key == "valid" and value.lower() not in TRUE_WORDS + FALSE_WORDS:
+                raise UsageError(f"bad filter '{item}': valid is true or false")
+            fields[key] = value.lower() in TRUE_WORDS if key == "valid" else value
         return cls(**fields)
 
     def matches(self, header: dict[str, Any]) -> bool:
@@ -65,6 +73,13 @@ def iter_episodes(episodes_dir: Path, selection: EpisodeFilter) -> Iterator[tupl
         header, steps = read_trajectory(path)
         if selection.matches(header):
             yield header, steps
+
+
+def recorded_values(episodes_dir: Path) -> dict[str, Any]:
+    """How many episodes are recorded and which tasks and agents they cover (to explain an empty export)."""
+    headers = [header for header, _ in iter_episodes(episodes_dir, EpisodeFilter())]
+    return {"episodes": len(headers), "tasks": sorted({str(h.get("task_id")) for h in headers}),
+            "agents": sorted({str(h.get("agent")) for h in headers})}
 
 
 def _action_text(action: dict[str, Any]) -> str:

@@ -5,21 +5,72 @@ is created with an artifact location under the dojoflow home (never the current 
 and tags go in one ``log_batch`` call (an order of magnitude faster than one call per value). Where the
 run's artifacts live on this machine (a ``file:`` artifact location), the episode's files are hard-linked
 into it instead of copied (:func:`dojoflow.storage.files.link_or_copy`); elsewhere MLflow uploads them.
+
+Faults are bounded: a tracking server that does not answer fails within seconds with one clear error (the
+caller parks the run in the outbox, see ``storage/recording.py``), instead of MLflow's minutes of retries;
+and the first use of a SQLite database is serialised across processes with a file lock, so two episodes
+started together on a fresh home do not race in MLflow's schema migration.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from dojoflow.config import Settings
+from dojoflow.errors import ServiceError
 from dojoflow.storage.files import link_or_copy, link_tree
 
 EXPERIMENT = "dojoflow"
 MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
+REACHABLE_TIMEOUT_S = 5.0
+HTTP_RETRIES = "2"  # MLflow's default (7, exponential backoff) waits minutes on a dead server
+HTTP_TIMEOUT_S = "30"
+_initialised: set[str] = set()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _first_use_lock(uri: str) -> Iterator[None]:
+    """Serialise the first opening of a SQLite tracking database across processes (schema creation and
+    migration are not safe to run twice at once)."""
+    path = _sqlite_path(uri)
+    if path is None or uri in _initialised:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _initialised.add(uri)
+
+
+def ensure_reachable(uri: str, timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
+    """For an http(s) tracking URI: fail within ``timeout_s`` with a clear message when nothing answers."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # something answers (a server without /health, or behind auth)
+    except OSError as exc:
+        raise ServiceError(f"the MLflow tracking server {uri} does not answer ({exc}); the run is kept in the "
+                           "outbox and recorded by `dojoflow sweep flush` once the server is back") from None
 
 
 def _client(settings: Settings):
@@ -27,10 +78,16 @@ def _client(settings: Settings):
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_TIMEOUT_S)
+    ensure_reachable(settings.tracking_uri)
     from mlflow.tracking import MlflowClient
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=settings.tracking_uri)
+    with _first_use_lock(settings.tracking_uri):
+        client = MlflowClient(tracking_uri=settings.tracking_uri)
+        client.search_experiments(max_results=1)  # opens the database now: schema set up under the lock
+    return client
 
 
 def experiment_id(client, settings: Settings, name: str = EXPERIMENT) -> str:
@@ -49,19 +106,20 @@ def experiment_id(client, settings: Settings, name: str = EXPERIMENT) -> str:
 
 def record_run(settings: Settings, run_name: str, params: dict[str, Any], metrics: dict[str, float | None],
                step_metrics: list[dict[str, float | None]], tags: dict[str, str],
-               artifacts: dict[str, Path], episode_key: str | None = None) -> str:
+               artifacts: dict[str, Path], episode_id: str | None = None) -> str:
     """Create one finished MLflow run with params, final and per-step metrics, tags and artifacts.
 
-    ``artifacts`` maps an artifact path in the run to a local file or directory. With an ``episode_key``
-    the run is idempotent: a finished run with that key is returned as it is, and an unfinished one (a
-    recording that crashed) is deleted before the new run is created.
+    ``artifacts`` maps an artifact path in the run to a local file or directory. With an ``episode_id``
+    (also in ``tags`` as ``dojoflow.episode_id``) the run is idempotent: a finished run of that episode is
+    returned as it is, and an unfinished one (a recording that crashed) is deleted before the new run is
+    created - so re-delivering a parked run, or re-recording a retried sweep episode, never makes two.
     """
     from mlflow.entities import Metric, Param, RunTag
 
     client = _client(settings)
     experiment = experiment_id(client, settings)
-    if episode_key:
-        for existing in client.search_runs([experiment], f"tags.`dojoflow.episode_key` = '{episode_key}'"):
+    if episode_id:
+        for existing in client.search_runs([experiment], f"tags.`dojoflow.episode_id` = '{episode_id}'"):
             if existing.info.status == "FINISHED":
                 return existing.info.run_id
             client.delete_run(existing.info.run_id)

@@ -18,7 +18,12 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dojoflow.atomic import atomic_directory
-from dojoflow.errors import PreparationError
+from dojoflow.errors import DojoflowError, PreparationError
 from dojoflow.tasks_catalog.kinds import task_kind
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec
 
@@ -149,11 +154,15 @@ def load_file_module(path: Path, module_name: str):
     return module
 
 
-def _load_prepare_module(spec: TaskSpec):
+def load_prepare_module(spec: TaskSpec):
+    """The task's ``prepare.py`` as a module (it must define ``prepare``)."""
     module = load_file_module(spec.prepare_path, f"dojoflow_task_prepare_{spec.id.replace('-', '_')}")
     if not hasattr(module, "prepare"):
         raise PreparationError(f"{spec.prepare_path}: defines no prepare(spec, public_dir, private_dir) function")
     return module
+
+
+_verified: set[tuple[str, int]] = set()
 
 
 def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
@@ -167,8 +176,10 @@ def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
     final = task_dir / key
     if (final / MANIFEST).is_file():
         prepared = PreparedData(spec.id, key, final, cache_hit=True)
-        if check:
+        stamp = (str(final), (final / MANIFEST).stat().st_mtime_ns)
+        if check and stamp not in _verified:  # checksums once per process and entry, not every episode
             verify(prepared)
+            _verified.add(stamp)
         return prepared
     with _locked(task_dir / f"{key}.lock"):
         if (final / MANIFEST).is_file():  # another process finished while we waited
@@ -176,17 +187,116 @@ def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
         with atomic_directory(final, prefix=f".tmp-{key}-") as tmp:  # a stale entry of a killed run is replaced
             (tmp / "public").mkdir()
             (tmp / "private").mkdir()
-            module = _load_prepare_module(spec)
             with progress_callback(progress):
                 report_progress(0, 1, f"preparing {spec.id}")
-                module.prepare(spec, tmp / "public", tmp / "private")
+                run_prepare(spec, tmp / "public", tmp / "private", task_dir / f"{key}.log")
                 report_progress(1, 1, f"prepared {spec.id}")
             shutil.copyfile(spec.description_path, tmp / "public" / "description.md")
-            if not (tmp / "private" / ANSWERS_FILE).is_file():
-                raise PreparationError(f"{spec.prepare_path}: prepare() wrote no private/{ANSWERS_FILE}")
+            check_prepared(spec, tmp)
             manifest = {"task_id": spec.id, "key": key, "created": time.time(), "files": _file_checksums(tmp)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return PreparedData(spec.id, key, final, cache_hit=False)
+
+
+def run_prepare(spec: TaskSpec, public: Path, private: Path, log_file: Path) -> None:
+    """Run the task's ``prepare.py`` in a child process (``prepare_runner``) with the spec's timeout; its
+    output goes to ``log_file``; progress it reports reaches :func:`report_progress` here."""
+    read_fd, write_fd = os.pipe()
+    command = [sys.executable, "-m", "dojoflow.tasks_catalog.prepare_runner", str(spec.folder), str(public),
+               str(private), str(write_fd)]
+    with open(log_file, "wb") as log:
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    pass_fds=(write_fd,), start_new_session=True)
+        finally:
+            os.close(write_fd)
+        reported: list[dict] = []
+        reader = threading.Thread(target=_forward_progress, args=(read_fd, reported), daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout=spec.resources.prepare_timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            raise PreparationError(f"{spec.prepare_path}: preparation took longer than "
+                                   f"{spec.resources.prepare_timeout_s:g} s (resources.prepare_timeout_s) and was "
+                                   f"stopped; its output is in {log_file}") from None
+        except BaseException:
+            _kill_tree(proc)
+            raise
+        finally:
+            reader.join(5)
+    if code != 0 and reported:
+        raise _as_dojoflow_error(reported[-1]["type"], str(reported[-1]["error"]))
+    if code != 0:
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-8:]
+        raise PreparationError(f"{spec.prepare_path}: preparation failed (exit status {code}); last output:\n  "
+                               + "\n  ".join(tail or ["(no output)"]) + f"\n(full output: {log_file})")
+
+
+def _forward_progress(fd: int, errors: list[dict]) -> None:
+    with os.fdopen(fd) as stream:
+        for line in stream:
+            try:
+                report = json.loads(line)
+                if isinstance(report, dict):
+                    errors.append(report)
+                    continue
+                done, total, message = report
+            except (ValueError, TypeError, KeyError):
+                continue
+            report_progress(done, total, message)
+
+
+def _as_dojoflow_error(type_name: object, message: str) -> DojoflowError:
+    """The error the child raised on purpose, as the same class here when it is one of dojoflow's own (and
+    takes a plain message), else as a PreparationError with the same words."""
+    from dojoflow import errors
+
+    cls = getattr(errors, str(type_name), None)
+    if isinstance(cls, type) and issubclass(cls, DojoflowError):
+        try:
+            return cls(message)
+        except TypeError:
+            pass
+    return PreparationError(message)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def check_prepared(spec: TaskSpec, root: Path) -> None:
+    """What a preparation must have produced, checked before the entry is cached, so that a broken task
+    fails at ``tasks prepare`` with the reason, not later in an episode."""
+    from dojoflow.tasks_catalog.leaderboard import load_leaderboard
+
+    answers = root / "private" / ANSWERS_FILE
+    if not answers.is_file():
+        raise PreparationError(f"{spec.prepare_path}: prepare() wrote no private/{ANSWERS_FILE}")
+    expected = [spec.submission.id_column, *spec.submission.target_columns]
+    with answers.open() as fh:
+        header = fh.readline().strip().split(",")
+    if spec.grader is None:
+        missing = [c for c in expected if c not in header]
+        if missing:
+            raise PreparationError(f"{spec.prepare_path}: private/{ANSWERS_FILE} lacks the columns "
+                                   f"{', '.join(missing)} that task.yaml's submission section names "
+                                   f"(it has {', '.join(header)})")
+        sample = root / "public" / "sample_submission.csv"
+        if sample.is_file():
+            with sample.open() as fh:
+                columns = fh.readline().strip().split(",")
+            if columns != expected:
+                raise PreparationError(f"{spec.prepare_path}: public/sample_submission.csv has the columns "
+                                       f"{', '.join(columns)}; task.yaml says {', '.join(expected)}")
+    try:
+        load_leaderboard(spec.leaderboard_path, spec.higher_is_better, spec.leaderboard.provenance)
+    except DojoflowError as exc:
+        raise PreparationError(f"{spec.id}: the leaderboard cannot be used: {exc}") from None
 
 
 def write_standard_split(frame: pd.DataFrame, spec: TaskSpec, public_dir: Path, private_dir: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dojoflow.errors import UnknownTaskError
+from dojoflow.errors import DojoflowError, UnknownTaskError
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec, load_spec
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -45,9 +45,21 @@ def task_folders() -> dict[str, Path]:
     return found
 
 
+def load_all() -> tuple[list[TaskSpec], dict[str, DojoflowError]]:
+    """Every registered task: (the specs that load, {task id: why it does not} for broken folders)."""
+    specs, broken = [], {}
+    for task_id, folder in task_folders().items():
+        try:
+            specs.append(load_spec(folder))
+        except DojoflowError as exc:
+            broken[task_id] = exc
+    return specs, broken
+
+
 def list_tasks() -> list[TaskSpec]:
-    """Load every registered task spec (validation errors propagate with file and field)."""
-    return [load_spec(folder) for folder in task_folders().values()]
+    """The registered tasks whose specs load; a broken folder does not hide the others (``load_all`` says
+    why it is broken, ``get_task`` raises its error)."""
+    return load_all()[0]
 
 
 def get_task(task_id: str) -> TaskSpec:

@@ -23,7 +23,14 @@ inputs: {kind: tabular}                  # tabular | images (column: image, dir:
 resources: {gpu: false, step_timeout_s: 120, memory_mb: 4096}
 tags: {size: small, difficulty: easy, source: palmerpenguins, license: CC0-1.0}
 leaderboard: {file: leaderboard.csv, provenance: reference}
+exposure:                                # where the labelled source data lives (could agent code reach it?)
+  source: package                        # package (ships in an installed package) | external | generated | undeclared
+  package_data: [palmerpenguins/data]    # <import name>/<folder>: hidden from every isolated sandbox
 ```
+
+A task whose source data ships inside an installed package must list those folders under
+``exposure.package_data``: agent code could otherwise rebuild the hidden answers by looking the test rows
+up in the source (see ``tasks_catalog/exposure.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ EXTERNAL_METRIC = "external"
 DIRECTIONS = {"higher-is-better": True, "lower-is-better": False}
 PROVENANCES = ("human", "reference")
 SPEC_FILE = "task.yaml"
+EXPOSURE_SOURCES = ("package", "external", "generated", "undeclared")
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class Resources:
     gpu: bool = False
     step_timeout_s: float = 120.0
     memory_mb: int = 4096
+    prepare_timeout_s: float = 1800.0  # the task's preparation (prepare.py) is stopped after this
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,22 @@ class LeaderboardRef:
 
     file: str = "leaderboard.csv"
     provenance: str = "reference"
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Where a task's labelled source data lives and whether agent code could reach it.
+
+    - ``package``: it ships inside installed packages, in the ``package_data`` folders (``<import
+      name>/<folder>``), which every isolated sandbox hides;
+    - ``external``: it lives outside anything a sandbox exposes (raw Kaggle downloads of an imported
+      competition);
+    - ``generated``: it exists only in the prepared (hidden) answers (synthetic tasks);
+    - ``undeclared``: the task does not say (a warning in ``dojoflow tasks show``).
+    """
+
+    source: str = "undeclared"
+    package_data: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +145,7 @@ class TaskSpec:
     folder: Path = Path(".")
     inputs: Inputs = Inputs()
     grader: GraderRef | None = None
+    exposure: Exposure = Exposure()
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -283,6 +309,7 @@ def load_spec(folder: Path) -> TaskSpec:
         gpu=r.get(res_raw, "gpu", "resources", bool, False),
         step_timeout_s=r.get(res_raw, "step_timeout_s", "resources", float, 120.0),
         memory_mb=r.get(res_raw, "memory_mb", "resources", int, 4096),
+        prepare_timeout_s=r.get(res_raw, "prepare_timeout_s", "resources", float, 1800.0),
     )
     lb_raw = r.mapping(data.get("leaderboard"), "leaderboard")
     leaderboard = LeaderboardRef(
@@ -291,6 +318,15 @@ def load_spec(folder: Path) -> TaskSpec:
         else "reference",
     )
     tags = {str(k): str(v) for k, v in r.mapping(data.get("tags"), "tags").items()}
+    exposure_raw = r.mapping(data.get("exposure"), "exposure")
+    r.known_keys(exposure_raw, "exposure", ("source", "package_data"))
+    package_data = r.get(exposure_raw, "package_data", "exposure", list, [])
+    if not all(isinstance(p, str) and "/" in p and ".." not in p.split("/") for p in package_data):
+        raise r.fail("exposure.package_data", "list folders as '<import name>/<folder>', e.g. sklearn/datasets/data")
+    exposure = Exposure(source=r.choice(exposure_raw, "source", "exposure", EXPOSURE_SOURCES)
+                        if "source" in exposure_raw else "undeclared", package_data=tuple(package_data))
+    if exposure.source == "package" and not exposure.package_data:
+        raise r.fail("exposure.package_data", "a task whose source ships in a package must list its data folders")
 
     spec = TaskSpec(
         id=r.get(data, "id", "", str),
@@ -306,6 +342,7 @@ def load_spec(folder: Path) -> TaskSpec:
         folder=folder,
         inputs=inputs,
         grader=grader,
+        exposure=exposure,
     )
     if spec.id != folder.name:
         raise r.fail("id", f"'{spec.id}' must equal the task folder's name '{folder.name}'")

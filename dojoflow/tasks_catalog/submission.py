@@ -66,6 +66,25 @@ def _looks_binary(path: Path) -> bool:
     return False
 
 
+MIN_SIZE_LIMIT = 16 * 1024 * 1024
+BYTES_PER_CELL = 64  # generous: an id or a prediction written with full float precision, plus quoting
+
+
+def size_problem(path: Path, rows: int, columns: int) -> str | None:
+    """Why a file is too big to be this task's submission (checked before it is read: a 200 MB file must
+    not cost seconds and gigabytes to reject), or None."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # a missing file is reported by read_submission
+    limit = max(MIN_SIZE_LIMIT, rows * columns * BYTES_PER_CELL)
+    if size <= limit:
+        return None
+    return (f"submission file {path.name} is {size / 1e6:.1f} MB, more than the {limit / 1e6:.0f} MB a submission "
+            f"of {rows} rows x {columns} columns can need: write one row per test id and only the expected "
+            "columns")
+
+
 def read_submission(path: Path, spec: TaskSpec) -> tuple[pa.Table | None, str | None]:
     """Read a submission CSV (id and text-valued columns as strings). Returns (table, None) or (None, error)."""
     import pyarrow as pa
@@ -110,6 +129,10 @@ def validate_submission(path: Path, spec: TaskSpec,
     import pyarrow.compute as pc
 
     result = ValidationResult()
+    too_big = size_problem(Path(path), len(expected_ids), 1 + len(spec.submission.target_columns))
+    if too_big:
+        result.errors.append(too_big)
+        return result
     table, error = read_submission(path, spec)
     if error:
         result.errors.append(error)

@@ -47,7 +47,11 @@ class ExecutionLimits:
 
 @dataclass(frozen=True)
 class ExecutionRequest:
-    """What to run and where. ``public_dir`` is exposed read-only as ``data/`` inside the workspace."""
+    """What to run and where. ``public_dir`` is exposed read-only as ``data/`` inside the workspace.
+
+    ``hidden``: host folders an isolated backend must not expose even where they lie inside what it binds
+    (the installed data folders that hold tasks' source datasets; see ``tasks_catalog/exposure.py``).
+    """
 
     command: tuple[str, ...]
     workspace: Path
@@ -55,6 +59,7 @@ class ExecutionRequest:
     limits: ExecutionLimits = ExecutionLimits()
     gpu: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    hidden: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -93,13 +98,18 @@ class ExecutionResult:
         """A one-line explanation of why the step failed, or None when it succeeded."""
         if self.error:
             return f"the sandbox could not run the code: {self.error}"
+        if self.timed_out and self.oom:
+            return (f"out of memory, then timed out: processes of the step were killed for exceeding the memory "
+                    f"limit of {limits.memory_mb} MB (all processes together), and the rest ran past the step "
+                    f"limit of {limits.timeout_s:g} s")
         if self.timed_out:
             return f"timed out: the code ran longer than the step limit of {limits.timeout_s:g} s and was killed"
         if self.output_limited:
             return (f"output limit exceeded: the code printed more than {limits.max_output_bytes // 1024} KiB "
                     "and was stopped; print less (e.g. summaries instead of whole frames)")
         if self.oom:
-            return f"out of memory: the code exceeded the memory limit of {limits.memory_mb} MB"
+            return (f"out of memory: the code exceeded the memory limit of {limits.memory_mb} MB (all its "
+                    "processes together)")
         if self.exit_code != 0:
             last = (self.stderr.strip().splitlines() or ["(no error output)"])[-1]
             return f"the code exited with status {self.exit_code}: {last}"

@@ -45,6 +45,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ from pathlib import Path
 from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, HostedProcess, StepContext
 from dojoflow.infra.sandbox.inside import rlimits
 from dojoflow.infra.sandbox.process import run_limited, sandbox_environment
+from dojoflow.infra.sandbox.seccomp import userns_filter
 from dojoflow.infra.sandbox.workspace import (
     DATA_DIR,
     SANDBOX_WORKSPACE,
@@ -67,6 +69,7 @@ from dojoflow.infra.sandbox.workspace import (
 __all__ = ["BwrapBackend", "bwrap_available", "SANDBOX_WORKSPACE", "is_privileged", "sandbox_uid"]
 
 log = logging.getLogger(__name__)
+USERNS_FILTER = userns_filter()  # None on an architecture without a known filter: user namespaces stay open
 
 SANDBOX_HOSTNAME = "sandbox"
 INSIDE_MOUNT = "/opt/dojoflow"  # where a hosted program's folder is bound (warm mode), read-only
@@ -76,8 +79,9 @@ MIN_TMPFS_MB = 16
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "nsswitch.conf",
              "alternatives", "fonts", "mime.types", "os-release", "protocols")
 SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# The shell opens the options file on fd 3 and the info file on fd 4, then becomes bwrap.
-_LAUNCHER = 'b=$0; a=$1; i=$2; shift 2; exec "$b" --args 3 "$@" 3<"$a" 4>"$i"'
+# The shell opens the options file on fd 3, the info file on fd 4 and the seccomp filter on fd 5, then
+# becomes bwrap.
+_LAUNCHER = 'b=$0; a=$1; i=$2; f=$3; shift 3; exec "$b" --args 3 "$@" 3<"$a" 4>"$i" 5<"$f"'
 
 
 def _minimal_roots(paths: Iterable[Path]) -> list[Path]:
@@ -104,6 +108,57 @@ def python_roots() -> list[Path]:
         if real != Path("/"):
             out.add(real)
     return _minimal_roots(out)
+
+
+TEST_SUITE_NAMES = ("tests", "test")
+
+
+def _venv_without_system_packages() -> bool:
+    config = Path(sys.prefix) / "pyvenv.cfg"
+    if sys.prefix == sys.base_prefix or not config.is_file():
+        return False
+    return "include-system-site-packages = true" not in config.read_text().lower()
+
+
+@functools.lru_cache(maxsize=1)
+def installation_covers() -> tuple[Path, ...]:
+    """Folders of the Python installation that agent code never needs and that must not be readable.
+
+    - every ``tests``/``test`` folder of the installed packages that holds data (any file that is not
+      Python source or bytecode), and the standard library's own test suite: test data holds copies of
+      common datasets (scipy's and scikit-learn's iris, scikit-learn's OpenML fixtures with penguins and
+      iris), which would let code rebuild a built-in task's answers. Folders of test code only are left:
+      each cover is a mount made at every cold step (212 covers cost bwrap ~25 ms more than the 32 that
+      hold data in a data-science environment);
+    - the base interpreter's ``site-packages`` when dojoflow runs in a virtual environment that does not
+      use it: the interpreter never imports from it, and it may hold anything.
+
+    Scanned once per process (about half a second for a data-science environment); only folders under what
+    the sandbox binds (``/usr`` and the Python roots) are returned.
+    """
+    found: set[Path] = set()
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    if (stdlib / "test").is_dir():
+        found.add(Path(os.path.realpath(stdlib / "test")))
+    purelib = {Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
+    if _venv_without_system_packages():
+        base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+        found.update(Path(os.path.realpath(base[k])) for k in ("purelib", "platlib") if Path(base[k]).is_dir())
+    for root in purelib:
+        for folder, subdirs, _ in os.walk(root):
+            if os.path.basename(folder) in TEST_SUITE_NAMES:
+                if _holds_data(folder):
+                    found.add(Path(os.path.realpath(folder)))
+                subdirs[:] = []
+    bound = [Path("/usr"), *python_roots()]
+    return tuple(sorted(p for p in found if any(p.is_relative_to(b) for b in bound)))
+
+
+CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyi", ".typed"})
+
+
+def _holds_data(folder: str) -> bool:
+    return any(os.path.splitext(name)[1] not in CODE_SUFFIXES for _, _, files in os.walk(folder) for name in files)
 
 
 def _default_hidden() -> list[Path]:
@@ -172,6 +227,7 @@ class BwrapBackend:
                  "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/dev/shm",
                  "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/tmp"]
         opts += self._python_binds()
+        opts += self._data_covers(request)
         if request.gpu is not None:
             opts += self._gpu_options()
         for host, inside in extra_binds:
@@ -182,6 +238,20 @@ class BwrapBackend:
         if request.public_dir is not None:
             opts += ["--ro-bind", str(Path(request.public_dir).resolve()), f"{SANDBOX_WORKSPACE}/{DATA_DIR}"]
         opts += ["--chdir", SANDBOX_WORKSPACE, "--info-fd", "4"]  # written once the sandbox process exists
+        if USERNS_FILTER is not None:
+            opts += ["--seccomp", "5"]  # no new user namespaces (see seccomp.py)
+        return opts
+
+    def _data_covers(self, request: ExecutionRequest) -> list[str]:
+        """Empty read-only folders over the requested hidden data folders and the packages' test suites that
+        lie inside what is bound (they are leaves of the read-only Python tree, so a cover is one mount)."""
+        bound = [Path("/usr"), *python_roots()]
+        requested = {Path(os.path.realpath(p)) for p in request.hidden}
+        covers = set(installation_covers())
+        covers.update(p for p in requested if p.is_dir() and any(p.is_relative_to(b) for b in bound))
+        opts: list[str] = []
+        for path in sorted(covers):
+            opts += ["--perms", "0555", "--size", "4096", "--tmpfs", str(path)]
         return opts
 
     def _python_binds(self) -> list[str]:
@@ -244,8 +314,10 @@ class BwrapBackend:
             (etc_dir / name).chmod(0o644)
 
     # -- running ------------------------------------------------------------------------------------------
-    def argv(self, request: ExecutionRequest, options_file: Path, info_file: Path, uid: int | None) -> list[str]:
-        """The launcher command line: a shell that opens the option and info files, then becomes bwrap."""
+    def argv(self, request: ExecutionRequest, options_file: Path, info_file: Path, uid: int | None,
+             filter_file: Path | None = None) -> list[str]:
+        """The launcher command line: a shell that opens the option, info and filter files, then becomes
+        bwrap."""
         bwrap = self.bwrap or shutil.which("bwrap")
         if bwrap is None:
             raise FileNotFoundError("bwrap is not installed")
@@ -256,7 +328,8 @@ class BwrapBackend:
                 raise FileNotFoundError("setpriv (util-linux) is needed to drop root inside the sandbox")
             command = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                        "--bounding-set=-all", "--"] + command
-        return ["/bin/sh", "-c", _LAUNCHER, bwrap, str(options_file), str(info_file)] + command
+        return ["/bin/sh", "-c", _LAUNCHER, bwrap, str(options_file), str(info_file),
+                str(filter_file or "/dev/null")] + command
 
     def launch_argv(self, request: ExecutionRequest, scratch: Path, uid: int | None,
                     extra_binds: Sequence[tuple[Path, str]] = ()) -> tuple[list[str], dict[str, str], Path]:
@@ -265,15 +338,21 @@ class BwrapBackend:
         env = sandbox_environment(request, SANDBOX_WORKSPACE)
         self._write_etc(scratch, uid if uid is not None else os.getuid(), uid if uid is not None else os.getgid())
         options = self.options(request, env, scratch, uid, extra_binds)
-        options_file, info_file = scratch / "options", scratch / "info"
+        options_file, info_file, filter_file = scratch / "options", scratch / "info", scratch / "seccomp"
         options_file.write_bytes(b"".join(o.encode() + b"\0" for o in options))
-        return self.argv(request, options_file, info_file, uid), env, info_file
+        if USERNS_FILTER is None:
+            return self.argv(request, options_file, info_file, uid, None), env, info_file
+        filter_file.write_bytes(USERNS_FILTER)
+        return self.argv(request, options_file, info_file, uid, filter_file), env, info_file
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:
         """Run the request's command inside a fresh sandbox with its limits."""
         request = resolved(request)
         uid = step_uid(request)
-        scratch = Path(tempfile.mkdtemp(prefix="dojoflow-bwrap-"))
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix="dojoflow-bwrap-"))
+        except OSError as exc:  # e.g. a full disk under /tmp
+            return ExecutionResult.not_started(self.name, self.isolated, f"{type(exc).__name__}: {exc}")
         try:
             try:
                 prepare_mounted_workspace(request, uid)

@@ -85,7 +85,7 @@ def captured_result(out: BoundedStream, err: BoundedStream, *, exit_code: int | 
     """
     stderr = err.text()
     failed = exit_code not in (0, None)
-    oom = not timed_out and (oom_killed or (failed and any(m in stderr[-4000:] for m in MEMORY_ERROR_MARKERS)))
+    oom = oom_killed or (not timed_out and failed and any(m in stderr[-4000:] for m in MEMORY_ERROR_MARKERS))
     return ExecutionResult(exit_code=exit_code, timed_out=timed_out, oom=oom,
                            output_limited=out.overflowed or err.overflowed, duration_s=round(duration_s, 4),
                            cpu_s=round(cpu_s, 4), peak_memory_mb=round(peak_memory_mb, 2), stdout=out.text(),

@@ -10,6 +10,7 @@ Leftover processes are killed with the step's process group; a process that star
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from dojoflow.infra.sandbox.base import ExecutionRequest, ExecutionResult, HostedProcess, StepContext
 from dojoflow.infra.sandbox.inside import rlimits
 from dojoflow.infra.sandbox.process import run_limited, sandbox_environment
-from dojoflow.infra.sandbox.workspace import DATA_DIR, TMP_DIR
+from dojoflow.infra.sandbox.workspace import DATA_DIR, TMP_DIR, ensure_directory, kind_of, remove_any
 
 
 class LocalBackend:
@@ -34,11 +35,15 @@ class LocalBackend:
 
     def prepare_workspace(self, request: ExecutionRequest) -> None:
         """Expose the public data as ``data/`` (a symlink: not read-only here) and a private tmp dir."""
-        (request.workspace / TMP_DIR).mkdir(parents=True, exist_ok=True)
+        ensure_directory(request.workspace / TMP_DIR)
         link = request.workspace / DATA_DIR
-        if link.is_dir() and not link.is_symlink() and not any(link.iterdir()):
+        kind = kind_of(link)
+        if kind == "directory" and not any(link.iterdir()):
             link.rmdir()  # the empty mount point a bwrap step left behind
-        if request.public_dir is not None and not link.exists():
+        elif kind not in (None, "directory") and not (kind == "symlink" and request.public_dir is not None
+                                                       and os.readlink(link) == str(request.public_dir)):
+            remove_any(link)  # a file, a FIFO or a stale link in data/'s place
+        if request.public_dir is not None and kind_of(link) is None:
             link.symlink_to(request.public_dir, target_is_directory=True)
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:

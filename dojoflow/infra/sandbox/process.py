@@ -20,6 +20,7 @@ from pathlib import Path
 from dojoflow.infra.gpu import GpuMemorySampler
 from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult
 from dojoflow.infra.sandbox.capture import BoundedStream, captured_result
+from dojoflow.infra.sandbox.cgroups import StepCgroup
 from dojoflow.infra.sandbox.inside import rlimits
 
 STREAM_JOIN_S = 5.0  # how long to wait for the output readers after the process ended
@@ -68,10 +69,15 @@ def sandbox_environment(request: ExecutionRequest, home: str) -> dict[str, str]:
     return env
 
 
-def limit_preexec(limits: ExecutionLimits) -> Callable[[], None]:
-    """A ``preexec_fn`` applying the step's rlimits between fork and exec."""
+def limit_preexec(limits: ExecutionLimits, group: StepCgroup | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` applying the step's rlimits, and joining its cgroup, between fork and exec."""
     values = limits.rlimits()
-    return lambda: rlimits.apply(values)
+
+    def preexec() -> None:
+        if group is not None:
+            group.join_self()
+        rlimits.apply(values)
+    return preexec
 
 
 def kill_group(pid: int) -> None:
@@ -87,12 +93,15 @@ def run_limited(argv: list[str], request: ExecutionRequest, env: dict[str, str],
                 isolated: bool) -> ExecutionResult:
     """Run ``argv`` with the request's limits in its own session; nothing it starts outlives it."""
     limits = request.limits
+    group = StepCgroup.create(limits.memory_mb, limits.max_processes)
     start = time.monotonic()
     try:
         proc = subprocess.Popen(argv, cwd=request.workspace, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=limit_preexec(limits))
-    except OSError as exc:
+                                preexec_fn=limit_preexec(limits, group))
+    except (OSError, subprocess.SubprocessError) as exc:
+        if group is not None:
+            group.remove()
         return ExecutionResult.not_started(backend, isolated, f"{type(exc).__name__}: {exc}")
 
     def kill() -> None:  # the child leads its own process group
@@ -117,8 +126,14 @@ def run_limited(argv: list[str], request: ExecutionRequest, env: dict[str, str],
     out.join(STREAM_JOIN_S)
     err.join(STREAM_JOIN_S)
     rusage = waited["rusage"]
+    cpu_s, peak_mb, oom_killed = rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024, False
+    if group is not None:  # the whole tree's usage, from its cgroup; then nothing of the step survives
+        group.kill_all()
+        usage = group.usage()
+        cpu_s, peak_mb, oom_killed = usage.cpu_s, usage.peak_memory_mb, usage.oom_kills > 0
+        group.remove()
     result = captured_result(out, err, exit_code=proc.returncode, timed_out=timed_out, duration_s=duration,
-                             cpu_s=rusage.ru_utime + rusage.ru_stime, peak_memory_mb=rusage.ru_maxrss / 1024,
-                             backend=backend, isolated=isolated)
+                             cpu_s=cpu_s, peak_memory_mb=peak_mb, backend=backend, isolated=isolated,
+                             oom_killed=oom_killed)
     result.gpu_peak_memory_mb = getattr(sampler, "peak_mb", None)
     return result

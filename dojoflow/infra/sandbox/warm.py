@@ -41,6 +41,7 @@ from dojoflow.infra.sandbox.base import (
     StepContext,
 )
 from dojoflow.infra.sandbox.capture import BoundedStream, captured_result
+from dojoflow.infra.sandbox.cgroups import StepCgroup
 from dojoflow.infra.sandbox.inside import warm_worker
 from dojoflow.infra.sandbox.process import STREAM_JOIN_S, is_python_script, kill_group
 from dojoflow.infra.sandbox.workspace import resolved
@@ -77,6 +78,7 @@ class _Worker:
     failed: dict = dataclasses.field(default_factory=dict)
     send_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     steps: int = 0
+    host_pid: int | None = None  # the worker as the host sees it (to find its children's host pids)
 
     @property
     def proc(self) -> subprocess.Popen:
@@ -112,6 +114,41 @@ class _Worker:
             pass
         self.stderr.join(1)
         self.hosted.cleanup()
+
+
+def _nspids(pid: int) -> list[int]:
+    """The pids of host process ``pid`` in each PID namespace it is in, outermost first."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    return [int(p) for p in line.split()[1:]]
+    except (OSError, ValueError):
+        return []
+    return []
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+def host_pid_of(root: int, ns_pid: int, max_depth: int = 6) -> int | None:
+    """The host pid of the descendant of host process ``root`` that is ``ns_pid`` inside a nested PID
+    namespace (a sandbox's process, as the worker reports it), or None."""
+    level = [root]
+    for _ in range(max_depth):
+        level = [c for p in level for c in _children(p)]
+        for pid in level:
+            ids = _nspids(pid)
+            if len(ids) > 1 and ids[-1] == ns_pid:
+                return pid
+        if not level:
+            return None
+    return None
 
 
 def _host(inner: SandboxBackend) -> ProcessHost:
@@ -194,6 +231,8 @@ class WarmBackend:
             raise WorkerDied(f"the warm worker did not start ({type(exc).__name__}: {exc}); "
                              f"{detail[-1] if detail else 'no error output'}") from None
         worker.loaded, worker.failed = ready.get("loaded", []), ready.get("failed", {})
+        worker.host_pid = (host_pid_of(hosted.proc.pid, int(ready.get("pid", 0))) if worker.pid_namespace
+                           else int(ready.get("pid", 0))) or None
         if worker.failed:
             log.warning("warm worker could not preload %s", worker.failed)
         self.workers_started += 1
@@ -256,8 +295,9 @@ class WarmBackend:
                             stop_step)
         err = BoundedStream(open(err_r, "rb", buffering=0), limits.keep_output_bytes, limits.max_output_bytes,
                             stop_step)
+        group = StepCgroup.create(limits.memory_mb, limits.max_processes) if worker.host_pid else None
         message = {"op": "run", "script": script, "args": args, "timeout_s": limits.timeout_s,
-                   "limits": limits.rlimits()}
+                   "limits": limits.rlimits(), "hold": group is not None}
         done: dict[str, Any] | None = None
         failure: str | None = None
         timed_out = False
@@ -272,6 +312,9 @@ class WarmBackend:
                 reply = worker.recv(max(MIN_RECV_TIMEOUT_S, deadline - time.monotonic()))
                 if reply.get("op") == "started":
                     child_pid.append(int(reply.get("pid", 0)))
+                    if group is not None:  # move the held child into the step's cgroup, then release it
+                        self._join(group, worker, child_pid[-1])
+                        worker.send({"op": "go"})
                 elif reply.get("op") == "done":
                     done = reply
         except TimeoutError:
@@ -290,13 +333,34 @@ class WarmBackend:
             self.close() if self._worker is worker else worker.stop()
         out.join(STREAM_JOIN_S)
         err.join(STREAM_JOIN_S)
+        cpu_s = float((done or {}).get("cpu_s", 0.0))
+        peak_mb = float((done or {}).get("maxrss_kb", 0)) / 1024
+        oom_killed = False
+        if group is not None:  # the whole tree's usage, from its cgroup
+            group.kill_all()
+            usage = group.usage()
+            cpu_s, peak_mb, oom_killed = usage.cpu_s, usage.peak_memory_mb, usage.oom_kills > 0
+            group.remove()
         if done is None:
-            return captured_result(out, err, exit_code=None, timed_out=timed_out, duration_s=duration, cpu_s=0.0,
-                                   peak_memory_mb=0.0, backend=self.name, isolated=self.isolated, error=failure)
+            return captured_result(out, err, exit_code=None, timed_out=timed_out, duration_s=duration, cpu_s=cpu_s,
+                                   peak_memory_mb=peak_mb, backend=self.name, isolated=self.isolated, error=failure,
+                                   oom_killed=oom_killed)
         exit_code = int(done["status"])
         if exit_code < 0 and self.inner.signal_exit_base is not None:
             exit_code = self.inner.signal_exit_base - exit_code
         return captured_result(out, err, exit_code=exit_code, timed_out=bool(done.get("timed_out")),
-                               duration_s=duration, cpu_s=float(done.get("cpu_s", 0.0)),
-                               peak_memory_mb=float(done.get("maxrss_kb", 0)) / 1024, backend=self.name,
-                               isolated=self.isolated)
+                               duration_s=duration, cpu_s=cpu_s, peak_memory_mb=peak_mb, backend=self.name,
+                               isolated=self.isolated, oom_killed=oom_killed)
+
+    @staticmethod
+    def _join(group: StepCgroup, worker: _Worker, child: int) -> None:
+        """Move the worker's child (a pid in the worker's namespace) into ``group``."""
+        host = host_pid_of(worker.host_pid or 0, child) if worker.pid_namespace else child
+        if host:
+            try:
+                group.add(host)
+                return
+            except OSError as exc:
+                log.warning("could not move the step into its cgroup (%s): per-process limits only", exc)
+                return
+        log.warning("could not find the step's host pid: per-process limits only")

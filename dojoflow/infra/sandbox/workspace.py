@@ -18,6 +18,8 @@ import dataclasses
 import hashlib
 import logging
 import os
+import shutil
+import stat
 from pathlib import Path
 
 from dojoflow.infra.sandbox.base import ExecutionRequest
@@ -64,8 +66,16 @@ def data_mount_point(request: ExecutionRequest) -> Path | None:
     return request.workspace / DATA_DIR if request.public_dir is not None else None
 
 
-def walk(workspace: Path, skip: Path | None = None) -> list[os.DirEntry]:
-    """Everything in the workspace (one scandir per folder), symlinks not followed, ``skip`` not entered."""
+MAX_WORKSPACE_ENTRIES = 200_000  # the after-step check stays under a few seconds
+
+
+class WorkspaceTooLarge(OSError):
+    """The workspace holds more entries than the after-step check walks."""
+
+
+def walk(workspace: Path, skip: Path | None = None, limit: int | None = None) -> list[os.DirEntry]:
+    """Everything in the workspace (one scandir per folder), symlinks not followed, ``skip`` not entered;
+    more than ``limit`` entries raise :class:`WorkspaceTooLarge`."""
     skip_path = None if skip is None else str(skip)
     out: list[os.DirEntry] = []
     stack = [str(workspace)]
@@ -77,25 +87,70 @@ def walk(workspace: Path, skip: Path | None = None) -> list[os.DirEntry]:
         with it:
             for entry in it:
                 out.append(entry)
+                if limit is not None and len(out) > limit:
+                    raise WorkspaceTooLarge(f"the workspace holds more than {limit:,} files and folders; the "
+                                            "steps fail until the code removes some (e.g. write fewer, larger "
+                                            "files, or delete intermediate results)")
                 if entry.is_dir(follow_symlinks=False) and entry.path != skip_path:
                     stack.append(entry.path)
     return out
 
 
+def kind_of(path: Path) -> str | None:
+    """``file``, ``directory``, ``symlink``, ``fifo``, ``socket``, ``device``, or None when nothing is there."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def remove_any(path: Path) -> None:
+    """Remove whatever is at ``path`` (a folder with everything in it); nothing there is fine."""
+    kind = kind_of(path)
+    if kind == "directory":
+        shutil.rmtree(path)
+    elif kind is not None:
+        path.unlink()
+
+
+def ensure_directory(path: Path) -> None:
+    """Make ``path`` a real directory: whatever else is there (a file, a symlink, a FIFO) is removed first."""
+    if kind_of(path) not in (None, "directory"):
+        remove_any(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def prepare_mounted_workspace(request: ExecutionRequest, uid: int | None) -> None:
-    """Create ``tmp/`` and the ``data/`` mount point; hand the workspace to the sandbox uid."""
+    """Create ``tmp/`` and the ``data/`` mount point (replacing a file or link the code left in their place);
+    hand the workspace to the sandbox uid.
+
+    Ownership costs one stat per top-level entry: what the code writes already belongs to the sandbox uid,
+    and the harness writes only top-level files (the step scripts). The first time a workspace meets this uid
+    (e.g. it was used by another backend before) everything in it is handed over.
+    """
     ws = request.workspace
-    (ws / TMP_DIR).mkdir(parents=True, exist_ok=True)
+    ensure_directory(ws / TMP_DIR)
     mount_point = data_mount_point(request)
     if mount_point is not None:
-        if mount_point.is_symlink() or (mount_point.exists() and not mount_point.is_dir()):
-            mount_point.unlink()  # e.g. the symlink the local backend leaves
-        mount_point.mkdir(exist_ok=True)
+        ensure_directory(mount_point)  # e.g. replaces the symlink the local backend leaves
     if uid is None:
         return
-    if ws.lstat().st_uid != uid:
+    first_handover = ws.lstat().st_uid != uid
+    if first_handover:
         os.lchown(ws, uid, uid)
-    for entry in walk(ws, mount_point):
+    entries = walk(ws, mount_point) if first_handover else list(os.scandir(ws))
+    for entry in entries:
         if (mount_point is None or entry.path != str(mount_point)) and entry.stat(follow_symlinks=False).st_uid != uid:
             os.lchown(entry.path, uid, uid)
 
@@ -104,7 +159,7 @@ def sanitize_workspace(workspace: Path, skip: Path | None = None, uid: int | Non
     """Remove what could trick the harness on the host; returns what was removed or rewritten."""
     ws_real = Path(os.path.realpath(workspace))
     changed: list[str] = []
-    for entry in walk(workspace, skip):
+    for entry in walk(workspace, skip, MAX_WORKSPACE_ENTRIES):
         path = Path(entry.path)
         if entry.is_symlink():
             target = os.readlink(path)
@@ -137,6 +192,8 @@ def check_mounted_workspace(request: ExecutionRequest, uid: int | None) -> str |
     workspace must not be used)."""
     try:
         sanitize_workspace(request.workspace, data_mount_point(request), uid)
+    except WorkspaceTooLarge as exc:
+        return str(exc)
     except OSError as exc:
         return f"the workspace could not be checked after the step: {type(exc).__name__}: {exc}"
     return None

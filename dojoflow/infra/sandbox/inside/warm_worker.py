@@ -6,8 +6,9 @@ over the SOCK_SEQPACKET socket ``CTRL_FD``, one JSON message per packet:
 
 - worker -> harness: ``ready`` (with what was preloaded), then per step ``started`` (pid) and ``done``
   (exit status, timed out, killed, CPU seconds, peak RSS, duration);
-- harness -> worker: ``run`` (script, args, timeout, rlimits) with the step's stdout and stderr pipes
-  attached (``SCM_RIGHTS``), and ``kill`` while a step runs (the output cap was passed).
+- harness -> worker: ``run`` (script, args, timeout, rlimits, ``hold``) with the step's stdout and stderr
+  pipes attached (``SCM_RIGHTS``); ``go`` to release a held child (the harness first moved it into the
+  step's cgroup, which only the harness can do); and ``kill`` while a step runs (the output cap was passed).
 
 Each step is a fork of the untouched worker, so module state never leaks between steps. The child starts
 a new session, takes the step's rlimits, changes to the workspace and runs the script with
@@ -197,10 +198,13 @@ class Worker:
                 failed[name] = f"{type(exc).__name__}: {exc}"
         return loaded, failed
 
-    def child(self, request: dict[str, Any], out_fd: int, err_fd: int) -> None:
-        """In the forked child: fresh streams, the step's limits, the script; never returns."""
+    def child(self, request: dict[str, Any], out_fd: int, err_fd: int, go_fd: int | None) -> None:
+        """In the forked child: wait to be released (when held), fresh streams, the step's limits, the script;
+        never returns."""
         code = UNEXPECTED_EXIT
         try:
+            if go_fd is not None and os.read(go_fd, 1) != b"g":  # the harness gave up on the step
+                os._exit(code)
             os.setsid()
             self.sock.close()
             prctl(PR_SET_DUMPABLE, 1)
@@ -257,11 +261,16 @@ class Worker:
     def run(self, request: dict[str, Any], out_fd: int, err_fd: int) -> bool:
         """One step; returns False when the harness went away (the worker then exits)."""
         start = time.monotonic()
+        go_r, go_w = os.pipe() if request.get("hold") else (None, None)
         pid = os.fork()
         if pid == 0:
-            self.child(request, out_fd, err_fd)
+            if go_w is not None:
+                os.close(go_w)
+            self.child(request, out_fd, err_fd, go_r)
         os.close(out_fd)
         os.close(err_fd)
+        if go_r is not None:
+            os.close(go_r)
         self.send(op="started", pid=pid)
         pidfd = os.pidfd_open(pid)
         deadline = start + float(request["timeout_s"])
@@ -282,13 +291,20 @@ class Worker:
                         harness_gone = True
                         kill_tree_leader(pid)
                         break
-                    if _op(data) == "kill":
+                    op = _op(data)
+                    if op == "go" and go_w is not None:
+                        os.write(go_w, b"g")
+                        os.close(go_w)
+                        go_w = None
+                    elif op == "kill":
                         kill_tree_leader(pid)
                         killed = True
                         break
             _, status, usage = os.wait4(pid, 0)
         finally:
             os.close(pidfd)
+            if go_w is not None:
+                os.close(go_w)
         duration = time.monotonic() - start
         kill_tree_leader(pid)
         self.clean_up()
