@@ -69,12 +69,14 @@ print(json.dumps(times))
 
 
 def install_aide() -> Path:
-    """Install AIDE (its interpreter module and the two packages that module imports) under .cache/, once."""
-    interpreter = AIDE_DIR / "aide" / "interpreter.py"
-    if not interpreter.is_file():
+    """Install AIDE (its interpreter module and the packages that module imports) under .cache/, once."""
+    interpreter, done = AIDE_DIR / "aide" / "interpreter.py", AIDE_DIR / ".installed"
+    if not done.is_file():
         pip = [sys.executable, "-m", "pip", "install", "-q", "--target", str(AIDE_DIR)]
         subprocess.run(pip + ["--no-deps", f"aideml=={AIDE_VERSION}"], check=True)
-        subprocess.run(pip + ["humanize==4.8.0", "dataclasses-json"], check=True)  # what interpreter.py imports
+        # what interpreter.py imports (humanize, dataclasses-json) and what aide/utils imports on the way (shutup)
+        subprocess.run(pip + ["humanize==4.8.0", "dataclasses-json==0.6.7", "shutup==0.2.0"], check=True)
+        done.touch()
     return interpreter
 
 

@@ -9,11 +9,18 @@ this name.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dojoflow.errors import UnknownNameError, UsageError
 
+if TYPE_CHECKING:
+    from dojoflow.tasks_catalog.spec import TaskSpec
+
 TARGETS = ("one", "many", "per-class")
+PREPARE_RAW_ENV = "DOJOFLOW_PREPARE_RAW"  # inside a sandboxed preparation: where its raw data view is
 FAMILIES = ("classification", "regression", "time-series", "image", "text", "external")
 
 
@@ -24,7 +31,11 @@ class TaskKind:
     - ``family``: the modelling family (which candidate models make sense);
     - ``targets``: ``one`` target column, ``many`` (multi-label / multi-output), or ``per-class`` (one column
       per class when the metric scores class probabilities, else one);
-    - ``stratify``: random splits are stratified on the (single) target.
+    - ``stratify``: random splits are stratified on the (single) target;
+    - ``raw_data``: ``"module:function"`` giving, for a spec, the raw data folder its preparation reads
+      (imported competitions: the user's Kaggle download). A kind that names one has third-party
+      preparation code, which then runs sandboxed with only that folder and its outputs writable
+      (``tasks_catalog/prepare_sandbox.py``).
     """
 
     name: str
@@ -32,6 +43,14 @@ class TaskKind:
     targets: str = "one"
     stratify: bool = False
     description: str = ""
+    raw_data: str = ""
+
+    def raw_folder(self, spec: TaskSpec) -> Path | None:
+        """The raw data folder ``spec``'s preparation reads, when this kind names how to find it."""
+        if not self.raw_data:
+            return None
+        module, _, function = self.raw_data.partition(":")
+        return Path(getattr(importlib.import_module(module), function)(spec))
 
     def allows_targets(self, count: int, probabilities_per_class: bool) -> bool:
         """Whether a submission with ``count`` target columns fits this kind."""
@@ -58,7 +77,8 @@ TASK_KINDS: dict[str, TaskKind] = {k.name: k for k in [
     TaskKind("image-classification", "image", "per-class", stratify=True, description="classes of image files"),
     TaskKind("text-classification", "text", "per-class", stratify=True, description="classes of text documents"),
     TaskKind("mlebench-import", "external", "many",
-             description="an imported competition graded by its own grader"),
+             description="an imported competition graded by its own grader",
+             raw_data="dojoflow.tasks_catalog.mlebench:raw_dir_of"),
 ]}
 
 

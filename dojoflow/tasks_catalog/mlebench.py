@@ -47,14 +47,16 @@ import yaml
 
 from dojoflow.atomic import atomic_directory
 from dojoflow.errors import BenchmarkImportError, DojoflowError
+from dojoflow.tasks_catalog.kinds import PREPARE_RAW_ENV
 from dojoflow.tasks_catalog.leaderboard import LeaderboardError, load_leaderboard
-from dojoflow.tasks_catalog.preparation import load_file_module
+from dojoflow.tasks_catalog.preparation import load_file_module, run_preparation_child
 
 SPLITS_DIR = Path(__file__).parent / "mlebench_splits"
 SPLIT_FILES = {"lite": "low.txt", "low": "low.txt", "medium": "medium.txt", "high": "high.txt",
                "split75": "split75.txt", "all": "split75.txt", "dev": "dev.txt"}
 DIFFICULTY = {"low.txt": "easy", "medium.txt": "medium", "high.txt": "hard"}
 RAW_ENV = "DOJOFLOW_MLEBENCH_RAW"
+IMPORT_PREPARE_TIMEOUT_S = 1800.0  # the competition's preparation at import (learning its submission columns)
 GRADE_FILE = "mlebench_grade.py"
 PREPARE_FILE = "mlebench_prepare.py"
 CONFIG_FILE = "mlebench_config.yaml"
@@ -188,6 +190,9 @@ def find_raw_dir(competition_id: str, raw_dir: Path | str | None = None) -> Path
     Looks in ``raw_dir`` and ``$DOJOFLOW_MLEBENCH_RAW``: ``<base>/<id>/raw/`` (MLE-bench's layout), then
     ``<base>/<id>/``; an explicit ``raw_dir`` may also be the competition's raw folder itself.
     """
+    sandboxed = os.environ.get(PREPARE_RAW_ENV)
+    if sandboxed:  # inside the preparation sandbox: the harness has put a writable view of it here
+        return Path(sandboxed)
     candidates = []
     for base, direct in ((raw_dir, True), (os.environ.get(RAW_ENV), False)):
         if base:
@@ -209,6 +214,17 @@ def find_raw_dir(competition_id: str, raw_dir: Path | str | None = None) -> Path
     looked = ", ".join(map(str, candidates)) if candidates else f"nowhere: ${RAW_ENV} is not set"
     raise BenchmarkImportError(f"raw data of MLE-bench competition '{competition_id}' not found (looked in {looked}); "
                               f"{how}")
+
+
+def prepare_competition_folder(folder: Path, public: Path, private: Path) -> None:
+    """The competition's own prepare on its raw data, from a staged import folder (``prepare_runner``'s entry
+    at import time, inside the preparation sandbox)."""
+    _run_prepare(folder, find_raw_dir(""), public, private)
+
+
+def raw_dir_of(spec) -> Path:
+    """The raw data an imported competition's preparation reads (``TaskKind.raw_data`` of its kind)."""
+    return find_raw_dir(spec.id, spec.tags.get("raw_dir"))
 
 
 def _load_function(path: Path, function: str, label: str) -> Callable:
@@ -274,10 +290,15 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
             raw = find_raw_dir(cid, raw_dir)
         except BenchmarkImportError as exc:
             raw, note = None, str(exc)
-        if raw is not None:
-            with tempfile.TemporaryDirectory() as scratch:
-                _run_prepare(staging, raw, Path(scratch) / "public", Path(scratch) / "private")
-                columns = _sample_columns(Path(scratch) / "public", sample_name)
+        if raw is not None:  # the competition's own code: in a child process, sandboxed like every preparation
+            with tempfile.TemporaryDirectory(prefix=f".tmp-prepare-{cid}-", dir=dest) as scratch:
+                public, private = Path(scratch) / "public", Path(scratch) / "private"
+                public.mkdir()
+                private.mkdir()
+                run_preparation_child(staging, public, private, Path(scratch) / "prepare.log", IMPORT_PREPARE_TIMEOUT_S,
+                                      raw, entry=f"{__name__}:prepare_competition_folder",
+                                      label=f"{folder / 'prepare.py'}")
+                columns = _sample_columns(public, sample_name)
         id_column, targets = (columns[0], columns[1:] or [columns[0]]) if columns else ("id", ["target"])
 
         splits, difficulty = _membership(cid)

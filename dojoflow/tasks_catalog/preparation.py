@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from dojoflow.atomic import atomic_directory
 from dojoflow.errors import DojoflowError, PreparationError
 from dojoflow.tasks_catalog.kinds import task_kind
+from dojoflow.tasks_catalog.prepare_runner import MODULE as RUNNER
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec
 
 if TYPE_CHECKING:
@@ -200,36 +201,65 @@ def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
 
 def run_prepare(spec: TaskSpec, public: Path, private: Path, log_file: Path) -> None:
     """Run the task's ``prepare.py`` in a child process (``prepare_runner``) with the spec's timeout; its
-    output goes to ``log_file``; progress it reports reaches :func:`report_progress` here."""
+    output goes to ``log_file``; progress it reports reaches :func:`report_progress` here. Third-party
+    preparation code (a task kind that names raw data) runs sandboxed (``prepare_sandbox``)."""
+    raw = task_kind(spec.task_type).raw_folder(spec)
+    run_preparation_child(spec.folder, public, private, log_file, spec.resources.prepare_timeout_s, raw,
+                          label=str(spec.prepare_path))
+
+
+def run_preparation_child(folder: Path, public: Path, private: Path, log_file: Path, timeout_s: float,
+                          raw: Path | None = None, entry: str = "", label: str = "") -> None:
+    """``prepare_runner`` on ``folder`` (with ``entry``, see there) in a child process with a timeout;
+    sandboxed, with ``raw`` as its writable raw data, when ``raw`` is given. ``public`` and ``private`` must
+    be siblings (their parent is the sandbox's workspace). Raises PreparationError (or the DojoflowError
+    the preparation raised on purpose)."""
+    label = label or str(folder)
+    extra = [entry] if entry else []
     read_fd, write_fd = os.pipe()
-    command = [sys.executable, "-m", "dojoflow.tasks_catalog.prepare_runner", str(spec.folder), str(public),
-               str(private), str(write_fd)]
-    with open(log_file, "wb") as log:
-        try:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    pass_fds=(write_fd,), start_new_session=True)
-        finally:
-            os.close(write_fd)
-        reported: list[dict] = []
-        reader = threading.Thread(target=_forward_progress, args=(read_fd, reported), daemon=True)
-        reader.start()
-        try:
-            code = proc.wait(timeout=spec.resources.prepare_timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc)
-            raise PreparationError(f"{spec.prepare_path}: preparation took longer than "
-                                   f"{spec.resources.prepare_timeout_s:g} s (resources.prepare_timeout_s) and was "
-                                   f"stopped; its output is in {log_file}") from None
-        except BaseException:
-            _kill_tree(proc)
-            raise
-        finally:
-            reader.join(5)
+    if raw is None:
+        launch: contextlib.AbstractContextManager = contextlib.nullcontext(
+            ([sys.executable, "-m", RUNNER, str(folder), str(public), str(private), str(write_fd), *extra],
+             None, write_fd))
+    else:
+        from dojoflow.tasks_catalog.prepare_sandbox import sandboxed_launch
+
+        launch = sandboxed_launch(folder, public.parent, raw, write_fd, timeout_s, extra)
+    open_fds = {read_fd, write_fd}
+    try:
+        with open(log_file, "wb") as log, launch as (command, env, pass_fd):
+            open_fds.add(pass_fd)
+            try:
+                proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        pass_fds=(pass_fd,), start_new_session=True, env=env)
+            finally:  # the child holds the write end now; the reader sees the end of the stream when it exits
+                for fd in {write_fd, pass_fd}:
+                    os.close(fd)
+                    open_fds.discard(fd)
+            open_fds.discard(read_fd)  # the reader owns it from here
+            reported: list[dict] = []
+            reader = threading.Thread(target=_forward_progress, args=(read_fd, reported), daemon=True)
+            reader.start()
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc)
+                raise PreparationError(f"{label}: preparation took longer than {timeout_s:g} s "
+                                       f"(resources.prepare_timeout_s) and was stopped; its output is in "
+                                       f"{log_file}") from None
+            except BaseException:
+                _kill_tree(proc)
+                raise
+            finally:
+                reader.join(5)
+    finally:
+        for fd in open_fds:  # the child never started
+            os.close(fd)
     if code != 0 and reported:
         raise _as_dojoflow_error(reported[-1]["type"], str(reported[-1]["error"]))
     if code != 0:
         tail = log_file.read_text(errors="replace").strip().splitlines()[-8:]
-        raise PreparationError(f"{spec.prepare_path}: preparation failed (exit status {code}); last output:\n  "
+        raise PreparationError(f"{label}: preparation failed (exit status {code}); last output:\n  "
                                + "\n  ".join(tail or ["(no output)"]) + f"\n(full output: {log_file})")
 
 

@@ -9,20 +9,26 @@ and turns any failure into a :class:`~dojoflow.errors.PreparationError` that quo
 ...") is reported as ``{"error": message, "type": class name}`` so that the parent re-raises it as it was
 meant, not as a traceback.
 
-Arguments: ``TASK_FOLDER PUBLIC_DIR PRIVATE_DIR PROGRESS_FD``.
+Arguments: ``TASK_FOLDER PUBLIC_DIR PRIVATE_DIR PROGRESS_FD [ENTRY]``. ``ENTRY`` (``"module:function"``)
+replaces the task's own ``prepare``: it is called as ``function(task_folder, public_dir, private_dir)``
+(the MLE-bench importer runs a competition's preparation this way before the task's spec exists).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
+MODULE = "dojoflow.tasks_catalog.prepare_runner"  # run as ``python -m MODULE ...``
+
 
 def main(argv: list[str]) -> None:
     """Load the task, run its ``prepare(spec, public_dir, private_dir)``, report progress on the fd."""
     folder, public, private, progress_fd = Path(argv[0]), Path(argv[1]), Path(argv[2]), int(argv[3])
+    entry = argv[4] if len(argv) > 4 else ""
     from dojoflow.tasks_catalog.preparation import load_prepare_module, progress_callback
     from dojoflow.tasks_catalog.spec import load_spec
 
@@ -34,10 +40,13 @@ def main(argv: list[str]) -> None:
     from dojoflow.errors import DojoflowError
 
     try:
-        spec = load_spec(folder)
-        module = load_prepare_module(spec)
         with progress_callback(report):
-            module.prepare(spec, public, private)
+            if entry:
+                module_name, _, function = entry.partition(":")
+                getattr(importlib.import_module(module_name), function)(folder, public, private)
+            else:
+                spec = load_spec(folder)
+                load_prepare_module(spec).prepare(spec, public, private)
     except DojoflowError as exc:
         progress.write(json.dumps({"error": str(exc), "type": type(exc).__name__}) + "\n")
         progress.close()

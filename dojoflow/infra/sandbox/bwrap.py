@@ -193,9 +193,11 @@ class BwrapBackend:
         return self.hidden_paths if self.hidden_paths is not None else _default_hidden()
 
     def options(self, request: ExecutionRequest, env: dict[str, str], etc_dir: Path, uid: int | None,
-                extra_binds: Sequence[tuple[Path, str]] = ()) -> list[str]:
+                extra_binds: Sequence[tuple[Path, str]] = (),
+                writable_binds: Sequence[tuple[Path, str]] = ()) -> list[str]:
         """Bwrap options (without the command) for this request; ``extra_binds``: (host folder, path inside)
-        pairs bound read-only."""
+        pairs bound read-only; ``writable_binds``: the same, bound read-write (a sandboxed preparation's raw
+        data)."""
         limits = request.limits
         privileged = uid is not None
         opts: list[str] = []
@@ -230,10 +232,11 @@ class BwrapBackend:
         opts += self._data_covers(request)
         if request.gpu is not None:
             opts += self._gpu_options()
-        for host, inside in extra_binds:
+        for (host, inside), mode in [*((b, "--ro-bind") for b in extra_binds),
+                                     *((b, "--bind") for b in writable_binds)]:
             for parent in reversed(Path(inside).parents[:-1]):  # world-traversable, whatever the host's modes
                 opts += ["--perms", "0755", "--dir", str(parent)]
-            opts += ["--perms", "0755", "--dir", inside, "--ro-bind", str(host), inside]
+            opts += ["--perms", "0755", "--dir", inside, mode, str(host), inside]
         opts += ["--bind", str(request.workspace), SANDBOX_WORKSPACE]
         if request.public_dir is not None:
             opts += ["--ro-bind", str(Path(request.public_dir).resolve()), f"{SANDBOX_WORKSPACE}/{DATA_DIR}"]
@@ -332,12 +335,13 @@ class BwrapBackend:
                 str(filter_file or "/dev/null")] + command
 
     def launch_argv(self, request: ExecutionRequest, scratch: Path, uid: int | None,
-                    extra_binds: Sequence[tuple[Path, str]] = ()) -> tuple[list[str], dict[str, str], Path]:
+                    extra_binds: Sequence[tuple[Path, str]] = (),
+                    writable_binds: Sequence[tuple[Path, str]] = ()) -> tuple[list[str], dict[str, str], Path]:
         """The complete command line for ``request.command`` (options and /etc files written under ``scratch``);
         returns (argv, environment, info file)."""
         env = sandbox_environment(request, SANDBOX_WORKSPACE)
         self._write_etc(scratch, uid if uid is not None else os.getuid(), uid if uid is not None else os.getgid())
-        options = self.options(request, env, scratch, uid, extra_binds)
+        options = self.options(request, env, scratch, uid, extra_binds, writable_binds)
         options_file, info_file, filter_file = scratch / "options", scratch / "info", scratch / "seccomp"
         options_file.write_bytes(b"".join(o.encode() + b"\0" for o in options))
         if USERNS_FILTER is None:
