@@ -12,17 +12,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dojoflow.errors import UsageError
+from dojoflow.provenance import provenance_key
 from dojoflow.reporting.aggregate import aup, elo, head_to_head_games, performance_ratios, rate_table
+from dojoflow.reporting.pooling import report_sections
 from dojoflow.reporting.render import Report, plot, to_markdown
 from dojoflow.storage.results import COLUMNS, load_results, write_result
 
+PROVENANCE = {"software": {"dojoflow": "0.1.0", "commit": "abc"}, "hardware": {"cores": 2}, "model": "",
+              "budgets": {"max_steps": 3}, "feedback_protocol": "public-test", "grading_mode": "private-split",
+              "leaderboard_provenance": "reference"}
 
-def _row(agent, task, seed, valid, score, higher=True, medal=None, above=False, hr=0.5, splits="lite"):
-    return {"episode_id": f"{agent}-{task}-{seed}", "agent": agent, "task": task, "task_splits": splits,
+
+def _row(agent, task, seed, valid, score, higher=True, medal=None, above=False, hr=0.5, splits="lite",
+         protocol="public-test", provenance=None):
+    block = {**(provenance or PROVENANCE), "feedback_protocol": protocol}
+    return {"episode_id": f"{agent}-{task}-{seed}-{protocol}", "agent": agent, "task": task, "task_splits": splits,
             "seed": seed, "valid": valid, "score": score if valid else None, "higher_is_better": higher,
             "medal": medal, "gold": medal == "gold", "any_medal": medal is not None, "above_median": above,
             "human_rank": hr, "steps": 3, "wall_time_s": 1.0, "tokens": 0, "cost_usd": 0.0,
-            "integrity_passed": True, "leaderboard_provenance": "reference", "finished_at": "2026-01-01T00:00:00"}
+            "integrity_passed": True, "leaderboard_provenance": "reference", "finished_at": "2026-01-01T00:00:00",
+            "feedback_protocol": protocol, "leaderboard_comparable": protocol != "public-test",
+            "model": block["model"], "provenance": json.dumps(block, sort_keys=True),
+            "provenance_key": provenance_key(block)}
 
 
 @pytest.fixture
@@ -109,7 +121,50 @@ def test_report_command_on_a_results_folder(results, tmp_path):
     proc = subprocess.run([str(Path(sys.executable).parent / "dojoflow"), "report", "--results",
                            str(tmp_path / "results"), "--json"], capture_output=True, text=True, check=True)
     data = json.loads(proc.stdout)
-    assert data["episodes"] == 12 and set(data["elo"]) == {"A", "B"}
+    assert data["episodes"] == 12 and set(data["sections"][0]["elo"]) == {"A", "B"}
+    assert data["sections"][0]["feedback_protocol"] == "public-test"
+    assert data["sections"][0]["provenance"]["software.commit"] == "abc"
+
+
+def test_protocols_are_never_pooled(results):
+    other = pd.DataFrame([_row("A", "t1", s, True, 0.5, protocol="validation") for s in (0, 1, 2)])
+    sections = report_sections(pd.concat([results, other], ignore_index=True), pool=True)
+    assert [(s.protocol, s.episodes, s.comparable) for s in sections] == [("public-test", 12, False),
+                                                                          ("validation", 3, True)]
+    markdown = to_markdown(sections[1])
+    assert "feedback protocol validation: 3 episodes, comparable with MLE-bench" in markdown
+    assert "NOT comparable" in to_markdown(sections[0]) and "software.commit: abc" in to_markdown(sections[0])
+
+
+def test_an_agent_s_results_obtained_differently_are_not_pooled_unless_asked(results):
+    changed = {**PROVENANCE, "budgets": {"max_steps": 20}, "software": {"dojoflow": "0.1.0", "commit": "def"}}
+    later = pd.DataFrame([_row("A", "t3", s, True, 0.5, provenance=changed) for s in (0, 1, 2)])
+    mixed = pd.concat([results, later], ignore_index=True)
+    with pytest.raises(UsageError, match=r"A under public-test: budgets.max_steps, software.commit.*--pool"):
+        report_sections(mixed)
+    (section,) = report_sections(mixed, pool=True)
+    assert section.pooled == {"A": ["budgets.max_steps", "software.commit"]}
+    assert "POOLED across different budgets.max_steps, software.commit for A" in to_markdown(section)
+
+
+def test_different_models_are_different_rows(results):
+    with_model = {**PROVENANCE, "model": "tiny-llm"}
+    other = pd.DataFrame([_row("A", "t1", s, True, 0.5, provenance=with_model) for s in (0, 1, 2)])
+    (section,) = report_sections(pd.concat([results, other], ignore_index=True))
+    assert set(section.rates["agent"]) == {"A", "B", "A (tiny-llm)"}
+
+
+def test_rows_written_before_protocols_existed_still_load(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    legacy = {k: v for k, v in _row("A", "t1", 0, True, 0.5).items()
+              if k not in ("feedback_protocol", "leaderboard_comparable", "model", "provenance", "provenance_key")}
+    pq.write_table(pa.Table.from_pylist([{"sweep_id": "", "episode_key": "", **legacy}]), tmp_path / "old.parquet")
+    frame = load_results(tmp_path)
+    assert frame.loc[0, "feedback_protocol"] == "public-test" and frame.loc[0, "provenance_key"] == ""
+    (section,) = report_sections(frame)
+    assert section.protocol == "public-test" and not section.comparable
 
 
 def test_empty_results_is_a_clean_error(tmp_path):

@@ -13,6 +13,7 @@ from rich.table import Table
 from dojoflow.cli.common import console, fmt, prefect_ready
 from dojoflow.config import get_settings
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_SEED
+from dojoflow.dojo.feedback import DEFAULT_FEEDBACK
 from dojoflow.errors import UsageError
 from dojoflow.flows.config import EpisodeConfig
 
@@ -57,6 +58,9 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
         token_budget: Optional[int] = typer.Option(None, "--token-budget", help="LLM tokens per episode."),
         agent_option: list[str] = typer.Option([], "--agent-option", help="KEY=VALUE agent option, e.g. "
                                                "num_drafts=3 (JSON values parsed; repeatable)."),
+        feedback: str = typer.Option(DEFAULT_FEEDBACK, "--feedback", help="Feedback protocol: public-test "
+                                     "(Kaggle-like, test-derived), validation (held-out training rows), format-only "
+                                     "or none. Only the last three are comparable with MLE-bench's leaderboard."),
         no_prefect: bool = typer.Option(False, "--no-prefect", help="Run the same steps without Prefect."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result.")) -> None:
     """Run one episode (a Prefect flow run) and print the result. API keys come from DOJOFLOW_LLM_API_KEY or
@@ -69,7 +73,7 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
     if agent in LLM_AGENTS and not options.get("model"):
         raise UsageError(f"agent '{agent}' is an LLM scaffold: give --model (and --base-url for a local server)")
     config = EpisodeConfig(task_id=task_id, agent=agent, seed=seed, max_steps=max_steps, sandbox=sandbox,
-                           agent_options=options)
+                           agent_options=options, feedback=feedback)
     get_task(task_id)  # fail fast, before starting Prefect, on an unknown task
     make_agent(agent, **options)  # ... and on an unknown agent or option
     if as_json:
@@ -87,6 +91,8 @@ def print_result(r: dict) -> None:
     console.print(f"[bold]{r['agent']} on {r['task_id']} (seed {r['seed']})[/bold]: valid {fmt(r['valid'])}, "
                   f"score {fmt(r['score'], 6)}, medal {r['medal'] or 'none'}, above median {fmt(r['above_median'])}, "
                   f"HumanRank {r['human_rank']:.3f} ({r['leaderboard_provenance']} leaderboard)")
+    console.print(f"  feedback protocol: {r['feedback_protocol']}"
+                  + ("" if r["leaderboard_comparable"] else " (test-derived: not comparable with MLE-bench's board)"))
     console.print(f"  integrity: {'passed' if r['integrity'].get('passed') else 'FAILED'}; "
                   f"{r['steps']} steps in {r['wall_time_s']:.1f} s; sandbox {r['sandbox']}"
                   + ("" if r["sandbox_isolated"] else " (not isolated)"))

@@ -11,37 +11,53 @@ from dojoflow.cli.common import console, err_console
 from dojoflow.config import get_settings
 
 
-def write_report_files(built: Any, frame: Any, markdown: Optional[Path], plot_path: Optional[Path]) -> None:
-    """The report as Markdown and/or a PNG plot (missing folders are created)."""
-    from dojoflow.reporting.render import plot, to_markdown
+def write_report_files(sections: list[Any], frame: Any, markdown: Optional[Path], plot_path: Optional[Path]) -> None:
+    """The report as Markdown and/or a PNG plot per section (missing folders are created)."""
+    from dojoflow.reporting.render import plot, sections_markdown
 
     if markdown:
         markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(to_markdown(built) + "\n")
+        markdown.write_text(sections_markdown(sections) + "\n")
         err_console.print(f"wrote {markdown}")
     if plot_path:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
-        err_console.print(f"wrote {plot(built, frame, plot_path)}")
+        for section in sections:
+            rows = frame[frame["feedback_protocol"] == section.protocol]
+            path = plot_path if len(sections) == 1 else plot_path.with_name(
+                f"{plot_path.stem}-{section.protocol}{plot_path.suffix}")
+            err_console.print(f"wrote {plot(section, rows, path)}")
 
 
 def report(results: Optional[Path] = typer.Option(None, help="Results folder or Parquet file "
                                                            "(default: $DOJOFLOW_HOME/results)."),
            markdown: Optional[Path] = typer.Option(None, help="Also write the table as Markdown here."),
            plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot here."),
+           pool: bool = typer.Option(False, "--pool", help="Pool an agent's results obtained in different ways "
+                                     "(versions, hardware, budgets, ...); the report says what it pooled. Feedback "
+                                     "protocols are never pooled."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Aggregate the results table: rates (mean ± SEM across seeds) per agent and task split, AUP and Elo."""
-    import json
-
-    from dojoflow.reporting.render import Report, to_rich_table
+    """Aggregate the results table: rates (mean ± SEM across seeds) per agent and task split, AUP and Elo, one
+    section per feedback protocol, with the conditions the results were obtained under."""
     from dojoflow.storage.results import load_results
 
-    frame = load_results(results or get_settings().results_dir)
-    built = Report.from_results(frame)
+    show_report(load_results(results or get_settings().results_dir), markdown, plot_path, pool, as_json)
+
+
+def show_report(frame: Any, markdown: Optional[Path], plot_path: Optional[Path], pool: bool, as_json: bool) -> None:
+    """Print the report of a results frame (a table per feedback protocol, or JSON) and write its files."""
+    import json
+
+    from dojoflow.reporting.pooling import report_sections
+    from dojoflow.reporting.render import to_rich_table
+
+    sections = report_sections(frame, pool=pool)
     if as_json:
-        print(json.dumps(built.to_dict(), indent=1))
+        print(json.dumps({"episodes": len(frame), "sections": [s.to_dict() for s in sections]}, indent=1,
+                         default=str))
     else:
-        console.print(to_rich_table(built))
-    write_report_files(built, frame, markdown, plot_path)
+        for section in sections:
+            console.print(to_rich_table(section))
+    write_report_files(sections, frame, markdown, plot_path)
 
 
 def export_command(out: Path = typer.Argument(..., help="Output file (.parquet; a .jsonl twin is written too)."),

@@ -127,20 +127,18 @@ def sweep_retry(sweep_id: str = typer.Argument(..., help="Sweep id (its name).")
 def sweep_report(sweep_id: str = typer.Argument(..., help="Sweep id (its name)."),
                  markdown: Optional[Path] = typer.Option(None, help="Also write Markdown here."),
                  plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot here."),
+                 pool: bool = typer.Option(False, "--pool", help="Pool an agent's results obtained in different "
+                                           "ways (e.g. a sweep resumed after an upgrade); the report says so."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The sweep's aggregated report (mean ± SEM across seeds, AUP, Elo)."""
-    from dojoflow.cli.results import write_report_files
+    """The sweep's aggregated report (mean ± SEM across seeds, AUP, Elo) with its conditions."""
+    from dojoflow.cli.results import show_report
     from dojoflow.flows.sweep import load_saved_spec
-    from dojoflow.reporting.render import Report, to_rich_table
     from dojoflow.storage.results import load_results
 
     settings = get_settings()
     load_saved_spec(settings, sweep_id)
     frame = load_results(settings.results_dir)
-    frame = frame[frame["sweep_id"] == sweep_id]
-    built = Report.from_results(frame)
-    print(json.dumps(built.to_dict(), indent=1)) if as_json else console.print(to_rich_table(built))
-    write_report_files(built, frame, markdown, plot_path)
+    show_report(frame[frame["sweep_id"] == sweep_id], markdown, plot_path, pool, as_json)
 
 
 @app.command("flush")

@@ -5,7 +5,8 @@ Each episode has a directory ``$DOJOFLOW_HOME/episodes/<episode-id>/`` holding t
 output and submission. Code steps write ``submission.csv`` in the workspace; the environment moves it
 into the step's folder, so a stale file from an earlier step is never graded again.
 
-Feedback scores use only the public part of the hidden test rows; the final grade uses the private part.
+Feedback follows the episode's protocol (``dojo/feedback.py``): by default the score on the public part of the
+hidden test rows; the final grade always uses the private part.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from dojoflow.config import Settings, get_settings
 from dojoflow.defaults import DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE
 from dojoflow.dojo.actions import CODE_ACTIONS, Action
+from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
 from dojoflow.dojo.observation import Observation, describe_data, render_execution
 from dojoflow.dojo.records import Outcome, StepRecord, Usage
 from dojoflow.dojo.rewards import reward_for
@@ -40,11 +42,18 @@ from dojoflow.infra.sandbox import (
     python_command,
 )
 from dojoflow.tasks_catalog.exposure import hidden_source_dirs
-from dojoflow.tasks_catalog.grading import GradeResult, answer_table, grade_submission, task_leaderboard
+from dojoflow.tasks_catalog.grading import (
+    GradeResult,
+    answer_table,
+    grade_submission,
+    grade_validation,
+    task_leaderboard,
+)
 from dojoflow.tasks_catalog.preparation import PreparedData, prepare_task
 from dojoflow.tasks_catalog.registry import get_task
 from dojoflow.tasks_catalog.spec import TaskSpec
 from dojoflow.tasks_catalog.submission import validate_submission
+from dojoflow.tasks_catalog.validation_split import public_test_ids, validation_view, without_held_out
 
 SUBMISSION_FILE = "submission.csv"
 
@@ -57,10 +66,12 @@ class MLEEnvironment:
                  sandbox: SandboxBackend | str | None = None, settings: Settings | None = None,
                  episode_id: str | None = None, limits: ExecutionLimits | None = None,
                  gpu: int | None = None, wall_time_s: float | None = None,
-                 cost_budget_usd: float | None = None) -> None:
+                 cost_budget_usd: float | None = None, feedback: str = DEFAULT_FEEDBACK) -> None:
         self.settings = settings or get_settings()
         self.spec = get_task(task) if isinstance(task, str) else task
         self.seed, self.max_steps, self.reward_mode = seed, max_steps, reward_mode
+        self.feedback = feedback_protocol(feedback)
+        self.feedback_data: PreparedData | None = None  # the validation protocol's view of the data
         self.sandbox = (sandbox if sandbox is not None and not isinstance(sandbox, str)
                         else get_backend(sandbox or self.settings.sandbox_backend))
         self.episode_id = episode_id or f"{self.spec.id}-{uuid.uuid4().hex[:12]}"
@@ -95,10 +106,15 @@ class MLEEnvironment:
             raise EpisodeStateError("call reset() before using the environment")
         return self.prepared
 
+    @property
+    def public_dir(self) -> Path:
+        """The data the agent sees: the task's public data, or the validation protocol's view of it."""
+        return (self.feedback_data or self.data).public
+
     def request(self, command: tuple[str, ...]) -> ExecutionRequest:
         """A sandbox request for ``command`` in this episode's workspace: its public data, limits and GPU, with
         the source data of every registered task hidden (see ``tasks_catalog/exposure.py``)."""
-        return ExecutionRequest(command, self.workspace, self.data.public, self.limits, gpu=self.gpu,
+        return ExecutionRequest(command, self.workspace, self.public_dir, self.limits, gpu=self.gpu,
                                 hidden=hidden_source_dirs())
 
     @property
@@ -123,6 +139,8 @@ class MLEEnvironment:
     def reset(self) -> tuple[Observation, dict[str, Any]]:
         """Prepare the task's data (cached), create the workspace, return the task overview."""
         self.prepared = prepare_task(self.spec, self.settings.data_dir)
+        self.feedback_data = (validation_view(self.spec, self.prepared) if self.feedback.name == "validation"
+                              else None)
         if self.episode_dir.exists():  # a re-run of the same episode id (a retried sweep episode) starts clean
             shutil.rmtree(self.episode_dir)
         self.workspace.mkdir(parents=True, exist_ok=True)
@@ -132,7 +150,8 @@ class MLEEnvironment:
         obs = self._info_observation(first=True)
         self.initial_observation = obs.text
         return obs, {"episode_id": self.episode_id, "data_cache_hit": self.prepared.cache_hit,
-                     "sandbox": self.sandbox.name, "sandbox_isolated": self.sandbox.isolated}
+                     "sandbox": self.sandbox.name, "sandbox_isolated": self.sandbox.isolated,
+                     "feedback_protocol": self.feedback.name}
 
     def step(self, action: Action | dict | str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Apply one action. Code actions run in the sandbox and are graded on the public part."""
@@ -216,8 +235,7 @@ class MLEEnvironment:
         truncated = exhausted is not None
         info: dict[str, Any] = {"step": index, "steps_left": self.steps_left}
         if truncated:
-            final = self.grade_final(None, f"{exhausted} budget exhausted: the best valid submission by feedback score "
-                                        "was graded")
+            final = self.grade_final(None, f"{exhausted} budget exhausted: {self._fallback} was graded")
             obs = obs.with_text(obs.text + f"\n\nThe {exhausted} budget is used up. {final.reason}.")
             info["truncated_by"] = exhausted
         if self.outcome is not None:
@@ -253,13 +271,10 @@ class MLEEnvironment:
         elif note:
             record.valid_submission = False
             record.errors.append(note)
-        elif action.type == "validate_code":
-            expected = answer_table(self.spec, self.data, "all").column(self.spec.submission.id_column)
-            validation = validate_submission(submission, self.spec, expected)
-            record.valid_submission = validation.valid
-            record.errors.extend(validation.errors)
+        elif action.type == "validate_code" or not self.feedback.scored:
+            self._format_feedback(submission, record)
         else:
-            feedback = grade_submission(self.spec, self.data, submission, part="public")
+            feedback = self._scored_feedback(submission)
             record.valid_submission = feedback.valid
             record.errors.extend(feedback.errors)
             score = feedback.score if feedback.valid else None
@@ -269,18 +284,47 @@ class MLEEnvironment:
             record.reward = reward_for(self.reward_mode, feedback, self.best_score, self.spec.higher_is_better)
             if score is not None and (self.best_score is None or self.spec.metric.is_better(score, self.best_score)):
                 self.best_step, self.best_score = record.index, score
-        return render_execution(self.spec, action, execution, failure, record, self.steps_left - 1)
+        return render_execution(self.spec, action, execution, failure, record, self.steps_left - 1,
+                                self.feedback.name)
+
+    @property
+    def _fallback(self) -> str:
+        """Which submission is graded when the agent does not choose one."""
+        return ("the best valid submission by feedback score" if self.feedback.scored
+                else "the latest valid submission")
+
+    def _scored_feedback(self, submission: Path) -> GradeResult:
+        if self.feedback_data is not None:
+            return grade_validation(self.spec, self.feedback_data, submission)
+        return grade_submission(self.spec, self.data, submission, part="public")
+
+    def _format_feedback(self, submission: Path, record: StepRecord) -> None:
+        """A format check (the ``validate_code`` action; every code step under ``format-only``), or, under
+        ``none``, only whether a submission was written. Unscored protocols grade the latest such step."""
+        if self.feedback.name == "none":
+            record.valid_submission = submission.is_file()
+        else:
+            if self.feedback.name == "public-test":
+                expected = answer_table(self.spec, self.data, "all").column(self.spec.submission.id_column)
+            else:  # from the public files only: nothing about the test answers reaches the agent
+                expected = public_test_ids(self.public_dir, self.spec.submission.id_column)
+            validation = validate_submission(submission, self.spec, expected)
+            record.valid_submission = validation.valid
+            record.errors.extend(validation.errors)
+        if not self.feedback.scored and record.valid_submission and record.action.get("type") != "validate_code":
+            self.best_step = record.index
 
     def _submit(self, step: int | None) -> Observation:
         if step is not None:
             chosen = next((r for r in self.history if r.index == step), None)
-            if chosen is None or not chosen.valid_submission or chosen.feedback_score is None:
-                final = self.grade_final(None, f"step {step} has no valid scored submission; the best valid "
-                                             "submission by feedback score was graded instead")
+            scored = chosen is not None and (chosen.feedback_score is not None or not self.feedback.scored)
+            if chosen is None or not chosen.valid_submission or not scored:
+                final = self.grade_final(None, f"step {step} has no valid scored submission; {self._fallback} was "
+                                             "graded instead")
             else:
                 final = self.grade_final(step, f"the submission of step {step} was chosen by the agent")
         else:
-            final = self.grade_final(None, "the best valid submission by feedback score was graded")
+            final = self.grade_final(None, f"{self._fallback} was graded")
         grade = final.grade
         text = f"Episode submitted: {final.reason}."
         if grade.valid:
@@ -295,6 +339,9 @@ class MLEEnvironment:
         path = self.step_dir(step) / SUBMISSION_FILE if step is not None else self.episode_dir / "no-submission.csv"
         if step is None:
             reason = "no valid submission was made during the episode"
+        elif self.feedback_data is not None:  # the held-out training rows are not part of the final grade
+            path = without_held_out(path, self.feedback_data, self.spec.submission.id_column,
+                                    self.step_dir(step) / "final_submission.csv")
         grade = grade_submission(self.spec, self.data, path, part="private")
         self.outcome = Outcome(step=step, reason=reason, grade=grade)
         return self.outcome
@@ -316,18 +363,32 @@ class MLEEnvironment:
 
     def _info_observation(self, first: bool = False) -> Observation:
         board = task_leaderboard(self.spec, "public")
-        data = describe_data(self.spec, self.data)
+        data = describe_data(self.spec, self.feedback_data or self.data)
         data.update({"steps_left": self.steps_left - (0 if first else 1),
                      "leaderboard_provenance": board.provenance, "leaderboard_entries": board.num_teams})
         text = (f"{self.spec.description()}\n\n## Data structure\n{data['data_structure']}\n\n"
                 f"## Sample submission (first rows)\n{data['sample_submission']}\n\n"
-                f"## Metric\n{self.spec.metric_name} ({self.spec.direction}). Feedback during the episode is "
-                f"computed on the public part of the test rows and placed on a {board.provenance} leaderboard "
-                f"of {board.num_teams} entries; the final grade uses the private part.\n\n"
+                f"## Metric\n{self.spec.metric_name} ({self.spec.direction}). {self._feedback_sentence(board)}\n\n"
                 f"## Budget\n{data['steps_left']} steps left. Your code runs with `data/` holding the files "
                 f"above and must write `{SUBMISSION_FILE}` in the working directory. Step time limit: "
                 f"{self.limits.timeout_s:g} s, memory limit: {self.limits.memory_mb} MB.")
         return Observation(text=text, kind="info", data=data)
+
+    def _feedback_sentence(self, board) -> str:
+        """How this episode's feedback works, for the task overview."""
+        name = self.feedback.name
+        if name == "public-test":
+            return (f"Feedback during the episode is computed on the public part of the test rows and placed on a "
+                    f"{board.provenance} leaderboard of {board.num_teams} entries; the final grade uses the private "
+                    "part.")
+        if name == "validation":
+            return ("Feedback during the episode is computed on some rows of `test.csv` whose labels are known from "
+                    f"the training data (you are not told which), placed on a {board.provenance} leaderboard of "
+                    f"{board.num_teams} entries; predict every row. The final grade uses the hidden test rows.")
+        if name == "format-only":
+            return ("During the episode your submission's format is checked, never scored; the final grade uses "
+                    "the hidden test rows.")
+        return "There is no feedback on submissions during the episode; the final grade uses the hidden test rows."
 
     def _history_observation(self) -> Observation:
         rows = [{"step": r.index, "action": r.action.get("type"), "valid": r.valid_submission,

@@ -34,6 +34,7 @@ from gymnasium import spaces
 from dojoflow.config import Settings
 from dojoflow.dojo.actions import ACTION_TYPES
 from dojoflow.dojo.env import MLEEnvironment
+from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
 from dojoflow.dojo.observation import Observation
 from dojoflow.errors import EpisodeStateError
 
@@ -61,8 +62,9 @@ class DojoflowEnv(gym.Env):
     def __init__(self, task: str = "breast-cancer", *, max_steps: int = 10, reward_mode: str = "human_rank",
                  sandbox: str | None = None, settings: Settings | None = None, wall_time_s: float | None = None,
                  cost_budget_usd: float | None = None, render_mode: str | None = None,
-                 agent_name: str = "gym") -> None:
+                 agent_name: str = "gym", feedback: str = DEFAULT_FEEDBACK) -> None:
         self.task, self.max_steps, self.reward_mode = task, max_steps, reward_mode
+        self.feedback = feedback_protocol(feedback).name  # checked now: a bad name fails at construction
         self.agent_name = agent_name  # recorded in the trajectory, for export filters
         self.sandbox, self.settings = sandbox, settings
         self.wall_time_s, self.cost_budget_usd = wall_time_s, cost_budget_usd
@@ -91,7 +93,8 @@ class DojoflowEnv(gym.Env):
             self.inner.close()
         self.inner = MLEEnvironment(self.task, seed=agent_seed, max_steps=self.max_steps,
                                     reward_mode=self.reward_mode, sandbox=self.sandbox, settings=self.settings,
-                                    wall_time_s=self.wall_time_s, cost_budget_usd=self.cost_budget_usd)
+                                    wall_time_s=self.wall_time_s, cost_budget_usd=self.cost_budget_usd,
+                                    feedback=self.feedback)
         observation, info = self._episode().reset()
         return self._observe(observation), {**info, "observation": dict(observation.data), "task": self.task}
 

@@ -83,8 +83,9 @@ def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
 
 
 def render_execution(spec: TaskSpec, action: Action, execution: ExecutionResult, failure: str | None,
-                     record: StepRecord, steps_left: int) -> Observation:
-    """Observation for validate_code / execute_code: output, then the submission's validity and feedback."""
+                     record: StepRecord, steps_left: int, feedback: str = "public-test") -> Observation:
+    """Observation for validate_code / execute_code: output, then what the feedback protocol ``feedback``
+    says about the submission (see ``dojo/feedback.py``)."""
     parts = [f"Step {record.index} ({action.type}): exit code {execution.exit_code}, "
              f"{execution.duration_s:.2f} s, peak memory {execution.peak_memory_mb:.0f} MB"]
     if execution.stdout:
@@ -100,12 +101,21 @@ def render_execution(spec: TaskSpec, action: Action, execution: ExecutionResult,
         causes = _likely_causes(execution)
         data["error"] = {"type": _failure_type(execution), "message": failure, "likely_causes": causes}
         parts.append(f"--- error ---\n{failure}\nLikely causes: " + "; ".join(causes))
+    elif feedback == "none":
+        written = "was written" if record.valid_submission else "was not written"
+        parts.append(f"--- no feedback on submissions (protocol 'none') --- submission.csv {written}")
     elif record.valid_submission is False:
         data["error"] = {"type": "invalid_submission", "message": "; ".join(record.errors),
                          "likely_causes": ["the submission does not follow the format in sample_submission.csv"]}
         parts.append("--- submission is invalid ---\n" + "\n".join(f"- {e}" for e in record.errors))
     elif action.type == "validate_code":
         parts.append("--- submission format is valid --- (no score: use execute_code for feedback)")
+    elif feedback == "format-only" or record.feedback_score is None:
+        parts.append("--- submission format is valid --- (format-only feedback: submissions are never scored)")
+    elif feedback == "validation":
+        parts.append(f"--- feedback (held-out training rows hidden among test.csv) ---\n{spec.metric_name} = "
+                     f"{record.feedback_score:.6g} ({spec.direction}); HumanRank on the public leaderboard, as an "
+                     f"estimate = {record.feedback_human_rank:.3f}")
     else:
         parts.append(f"--- feedback (public part of the test set) ---\n{spec.metric_name} = "
                      f"{record.feedback_score:.6g} ({spec.direction}); HumanRank on the public leaderboard = "

@@ -5,9 +5,12 @@ metrics.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from dojoflow.provenance import episode_provenance, provenance_key
 
 if TYPE_CHECKING:
     from dojoflow.dojo.env import MLEEnvironment
@@ -58,6 +61,9 @@ class EpisodeResult:
     storage_error: str | None = None  # set when the store was unreachable: files wait in the outbox
     tracking_error: str | None = None  # set when MLflow was unreachable: the run waits in the outbox
     timings: dict[str, float] = field(default_factory=dict)  # seconds per DAG step
+    feedback_protocol: str = "public-test"  # what the agent learned during the episode (dojo/feedback.py)
+    leaderboard_comparable: bool = False  # no test-derived signal: comparable with MLE-bench's board
+    provenance: dict[str, Any] = field(default_factory=dict)  # how the result was obtained (provenance.py)
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -88,6 +94,10 @@ class EpisodeResult:
             "integrity_passed": bool(self.integrity.get("passed")),
             "leaderboard_provenance": self.leaderboard_provenance,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "feedback_protocol": self.feedback_protocol, "leaderboard_comparable": self.leaderboard_comparable,
+            "model": str(self.provenance.get("model", "")),
+            "provenance": json.dumps(self.provenance, sort_keys=True, default=str),
+            "provenance_key": provenance_key(self.provenance) if self.provenance else "",
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -105,7 +115,8 @@ def _startup_s(env: MLEEnvironment, integrity: dict[str, Any]) -> float:
 
 
 def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: dict[str, Any] | None = None,
-              sweep_id: str | None = None, episode_key: str | None = None) -> EpisodeResult:
+              sweep_id: str | None = None, episode_key: str | None = None,
+              agent_options: dict[str, Any] | None = None) -> EpisodeResult:
     """The result of ``env``'s episode (which must have its final grade; see ``MLEEnvironment.grade_final``)."""
     outcome = env.outcome
     if outcome is None:
@@ -124,5 +135,7 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         higher_is_better=env.spec.higher_is_better, task_splits=env.spec.tags.get("splits", ""),
         reward_mode=env.reward_mode, max_steps=env.max_steps, tokens=usage.tokens, cost_usd=usage.cost_usd,
         llm_calls=usage.llm_calls, sandbox_startup_s=_startup_s(env, integrity or {}), sweep_id=sweep_id,
-        episode_key=episode_key,
+        episode_key=episode_key, feedback_protocol=env.feedback.name,
+        leaderboard_comparable=env.feedback.leaderboard_comparable,
+        provenance=episode_provenance(env, agent_options),
         initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])

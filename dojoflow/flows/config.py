@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE, DEFAULT_SEED
+from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
 from dojoflow.errors import UsageError
 
 
@@ -34,8 +35,10 @@ class EpisodeConfig:
     sweep_id: str | None = None
     parent_run_id: str | None = None
     agent_options: dict[str, Any] = field(default_factory=dict)
+    feedback: str = DEFAULT_FEEDBACK  # the feedback protocol (dojo/feedback.py)
 
     def __post_init__(self) -> None:
+        feedback_protocol(self.feedback)  # an unknown name fails here, with the known ones
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise UsageError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
         for name in ("wall_time_s", "cost_budget_usd"):

@@ -34,6 +34,7 @@ from dojoflow.dojo.workspace_files import WORKSPACE_AT_END
 from dojoflow.flows.config import EpisodeConfig
 from dojoflow.infra.gpu import GpuPool, detect_gpus
 from dojoflow.infra.sandbox import ExecutionResult
+from dojoflow.provenance import provenance_key
 from dojoflow.tasks_catalog.registry import get_task
 from dojoflow.tasks_catalog.spec import TaskSpec
 
@@ -48,7 +49,8 @@ def data_prep(config: EpisodeConfig, spec: TaskSpec, settings: Settings, gpu: in
     """Prepare (or reuse) the task's data and create the episode workspace."""
     env = MLEEnvironment(spec, seed=config.seed, max_steps=config.max_steps, reward_mode=config.reward_mode,
                          sandbox=config.sandbox, settings=settings, gpu=gpu, episode_id=config.episode_key,
-                         wall_time_s=config.wall_time_s, cost_budget_usd=config.cost_budget_usd)
+                         wall_time_s=config.wall_time_s, cost_budget_usd=config.cost_budget_usd,
+                         feedback=config.feedback)
     observation, info = env.reset()
     return env, observation, info
 
@@ -133,7 +135,12 @@ def tracking_params(config: EpisodeConfig, result: EpisodeResult) -> dict[str, A
             "host": socket.gethostname(), "user": getpass.getuser(),
             "leaderboard_provenance": result.leaderboard_provenance,
             "model": config.agent_options.get("model") or "",
-            "agent_options": json.dumps(config.agent_options, default=str, sort_keys=True)}
+            "agent_options": json.dumps(config.agent_options, default=str, sort_keys=True),
+            "feedback_protocol": result.feedback_protocol, "leaderboard_comparable": result.leaderboard_comparable,
+            "grading_mode": result.provenance.get("grading_mode", ""), "commit": result.provenance.get(
+                "software", {}).get("commit", ""),
+            "hardware": json.dumps(result.provenance.get("hardware", {}), sort_keys=True),
+            "provenance_key": provenance_key(result.provenance)}
 
 
 def step_metrics(env: MLEEnvironment) -> list[dict[str, float | None]]:
@@ -228,7 +235,7 @@ def _drive(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Setti
     finally:
         env.close()
     episode = summarize(env, config.agent, time.monotonic() - started, integrity, sweep_id=config.sweep_id,
-                        episode_key=config.episode_key)
+                        episode_key=config.episode_key, agent_options=config.agent_options)
     episode.flow_run_id = flow_run_id
     episode.timings = {name: round(seconds, 4) for name, seconds in steps.seconds.items()}
     episode = steps.record(env, config, episode)

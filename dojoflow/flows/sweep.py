@@ -67,7 +67,8 @@ def episode_config(spec: SweepSpec, agent: AgentEntry, task: str, seed: int,
                    parent_run_id: str | None = None) -> EpisodeConfig:
     """The one config of a sweep episode (everything else about the episode derives from it)."""
     return EpisodeConfig(task_id=task, agent=agent.name, seed=seed, max_steps=spec.max_steps, sandbox=spec.sandbox,
-                         sweep_id=spec.name, parent_run_id=parent_run_id, agent_options=dict(agent.options))
+                         sweep_id=spec.name, parent_run_id=parent_run_id, agent_options=dict(agent.options),
+                         feedback=spec.feedback)
 
 
 def append_event(settings: Settings, sweep_id: str, key: str, state: str, ended: bool = True) -> None:
@@ -309,7 +310,8 @@ def _start_parent_run(settings: Settings, spec: SweepSpec) -> str:
 
 def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str) -> None:
     """Aggregate the sweep's rows: a Prefect Markdown artifact and the MLflow parent run's table and plot."""
-    from dojoflow.reporting.render import Report, plot, to_markdown
+    from dojoflow.reporting.pooling import report_sections
+    from dojoflow.reporting.render import plot, sections_markdown
     from dojoflow.storage.results import load_results
     from dojoflow.storage.tracking import finish_parent_run
 
@@ -318,8 +320,9 @@ def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str) -> N
     if rows.empty:
         finish_parent_run(settings, parent_run_id, {}, {})
         return
-    report = Report.from_results(rows)
-    markdown = f"# Sweep {spec.name}\n\n" + to_markdown(report)
+    sections = report_sections(rows, pool=True)  # a resumed sweep may span commits: pooled, and it says so
+    report = sections[0]
+    markdown = f"# Sweep {spec.name}\n\n" + sections_markdown(sections)
     folder = sweep_dir(settings, spec.name)
     (folder / "report.md").write_text(markdown + "\n")
     plot(report, rows, folder / "report.png")

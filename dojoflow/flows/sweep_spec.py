@@ -9,6 +9,7 @@ tasks: [breast-cancer, digits]      # task ids, or split:NAME for every task tag
 seeds: [0, 1, 2]                    # a list, or a count (3 means 0, 1, 2)
 budget: {max_steps: 6, episode_timeout_s: 1800}   # a deployment run not done by then counts as crashed
 sandbox: auto                       # auto, bwrap, warm, docker or local
+feedback: public-test               # feedback protocol: public-test, validation, format-only or none
 concurrency: {episodes: 2}          # episodes at once (a Prefect global concurrency limit)
 retries: 1                          # retries of an episode after an infrastructure failure
 deployment: null                    # "episode/dojoflow": run episodes on workers via this deployment
@@ -30,14 +31,15 @@ from typing import Any
 import yaml
 
 from dojoflow.defaults import DEFAULT_MAX_STEPS
+from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, PROTOCOLS
 from dojoflow.errors import SweepSpecError
 from dojoflow.tasks_catalog.spec import FieldReader
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-TOP_LEVEL_KEYS = ("name", "agents", "tasks", "seeds", "budget", "sandbox", "concurrency", "retries", "deployment",
-                  "tracking", "storage")
+TOP_LEVEL_KEYS = ("name", "agents", "tasks", "seeds", "budget", "sandbox", "feedback", "concurrency", "retries",
+                  "deployment", "tracking", "storage")
 SECTION_KEYS = {"budget": ("max_steps", "episode_timeout_s"), "concurrency": ("episodes",), "tracking": ("uri",),
                 "storage": ("artifacts", "s3_endpoint_url")}
 AGENT_KEYS = ("name", "options")
@@ -69,6 +71,7 @@ class SweepSpec:
     tracking_uri: str | None = None
     artifacts: str | None = None
     s3_endpoint_url: str | None = None
+    feedback: str = DEFAULT_FEEDBACK
 
     def episodes(self) -> list[tuple[AgentEntry, str, int]]:
         """Every (agent, task, seed), in a stable order."""
@@ -79,7 +82,8 @@ class SweepSpec:
         return {"name": self.name, "agents": [{"name": a.name, "options": a.options} for a in self.agents],
                 "tasks": list(self.tasks), "seeds": list(self.seeds),
                 "budget": {"max_steps": self.max_steps, "episode_timeout_s": self.episode_timeout_s},
-                "sandbox": self.sandbox, "concurrency": {"episodes": self.concurrency}, "retries": self.retries,
+                "sandbox": self.sandbox, "feedback": self.feedback, "concurrency": {"episodes": self.concurrency},
+                "retries": self.retries,
                 "deployment": self.deployment, "tracking": {"uri": self.tracking_uri},
                 "storage": {"artifacts": self.artifacts, "s3_endpoint_url": self.s3_endpoint_url}}
 
@@ -145,6 +149,7 @@ def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
         deployment=r.get(data, "deployment", "", str, None), tracking_uri=r.get(tracking, "uri", "tracking", str, None),
         artifacts=r.get(storage, "artifacts", "storage", str, None),
         s3_endpoint_url=r.get(storage, "s3_endpoint_url", "storage", str, None),
+        feedback=r.choice(data, "feedback", "", tuple(PROTOCOLS)) if "feedback" in data else DEFAULT_FEEDBACK,
     )
     if spec.max_steps < 1 or spec.concurrency < 1 or spec.retries < 0:
         raise r.fail("budget/concurrency/retries", "max_steps and episodes must be >= 1, retries >= 0")

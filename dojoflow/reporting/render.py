@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,11 @@ class Report:
     aup: dict[str, float]
     elo: dict[str, float]
     episodes: int
+    protocol: str = ""  # the feedback protocol of every result in it (see reporting/pooling.py)
+    comparable: bool = False  # no test-derived feedback: comparable with MLE-bench's leaderboard
+    provenance: dict[str, Any] = field(default_factory=dict)  # the conditions all its results share
+    differences: list[str] = field(default_factory=list)  # provenance fields in which its results differ
+    pooled: dict[str, list[str]] = field(default_factory=dict)  # agent -> fields pooled across (--pool)
 
     @classmethod
     def from_results(cls, results: pd.DataFrame) -> Report:
@@ -34,7 +39,32 @@ class Report:
         """JSON-ready: rates, AUP and Elo."""
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in self.rates.to_dict("records")]
-        return {"episodes": self.episodes, "rates": rows, "aup": self.aup, "elo": self.elo}
+        return {"episodes": self.episodes, "feedback_protocol": self.protocol,
+                "leaderboard_comparable": self.comparable, "provenance": self.provenance,
+                "differences": self.differences, "pooled": self.pooled, "rates": rows, "aup": self.aup,
+                "elo": self.elo}
+
+    @property
+    def heading(self) -> str:
+        """One line: the protocol and whether the section is comparable with MLE-bench's leaderboard."""
+        if not self.protocol:
+            return f"{self.episodes} episodes"
+        comparable = ("comparable with MLE-bench's leaderboard (no test-derived feedback)" if self.comparable
+                      else "NOT comparable with MLE-bench's leaderboard (test-derived feedback)")
+        return f"feedback protocol {self.protocol}: {self.episodes} episodes, {comparable}"
+
+    def conditions(self) -> list[str]:
+        """The provenance lines printed under the table."""
+        shown = ("software.dojoflow", "software.commit", "hardware.cpu", "hardware.cores", "hardware.memory_gb",
+                 "hardware.gpus", "budgets.max_steps", "budgets.wall_time_s", "budgets.token_budget",
+                 "budgets.cost_budget_usd", "model", "endpoint", "grading_mode", "leaderboard_provenance")
+        lines = [f"{name}: {self.provenance[name]}" for name in shown
+                 if name in self.provenance and self.provenance[name] not in ("", None, [])]
+        if self.differences:
+            lines.append(f"differs between agents: {', '.join(self.differences)}")
+        lines += [f"POOLED across different {', '.join(fields)} for {agent} (--pool)"
+                  for agent, fields in self.pooled.items()]
+        return lines
 
 
 def _cell(mean: float, sem: float) -> str:
@@ -52,13 +82,22 @@ def _rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def to_markdown(report: Report) -> str:
-    """A Markdown table (mean ± SEM across seeds; AUP and Elo across all tasks)."""
+    """A Markdown table (mean ± SEM across seeds; AUP and Elo across all tasks), under its section heading
+    and above its conditions when it is a protocol's section."""
     header, body = _rows(report)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"### {report.heading}\n"] if report.protocol else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     lines.append(f"\n{report.episodes} episodes. Rates: mean ± SEM across seeds (ddof=1). AUP: area under the "
                  "performance profile (MLGym). Elo: head-to-head per task and seed.")
+    if report.protocol:
+        lines += ["", *[f"- {line}" for line in report.conditions()]]
     return "\n".join(lines)
+
+
+def sections_markdown(reports: list[Report]) -> str:
+    """Every section of a report (one per feedback protocol), in Markdown."""
+    return "\n\n".join(to_markdown(r) for r in reports)
 
 
 def to_rich_table(report: Report):
@@ -66,7 +105,9 @@ def to_rich_table(report: Report):
     from rich.table import Table
 
     header, body = _rows(report)
-    table = Table(title=f"dojoflow report ({report.episodes} episodes; mean ± SEM across seeds)")
+    title = report.heading if report.protocol else f"{report.episodes} episodes"
+    table = Table(title=f"dojoflow report: {title} (mean ± SEM across seeds)",
+                  caption="\n".join(report.conditions()) if report.protocol else None, caption_justify="left")
     for column in header:
         table.add_column(column, no_wrap=column in ("agent", "split"))
     for row in body:

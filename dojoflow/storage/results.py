@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_splits", "seed", "valid", "score",
            "higher_is_better", "medal",
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
-           "integrity_passed", "leaderboard_provenance", "finished_at")
+           "integrity_passed", "leaderboard_provenance", "finished_at", "feedback_protocol", "leaderboard_comparable",
+           "model", "provenance", "provenance_key")
+# What rows written before a column existed read as (every episode then ran under public-test feedback).
+LEGACY_DEFAULTS = {"feedback_protocol": "public-test", "leaderboard_comparable": False, "model": "",
+                   "provenance": "{}", "provenance_key": ""}
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
@@ -44,8 +48,17 @@ def load_results(source: Path) -> pd.DataFrame:
 
     source = Path(source)
     if source.is_file():
-        return pq.read_table(source).to_pandas()
+        return _with_legacy_columns(pq.read_table(source).to_pandas())
     files = sorted(p for p in source.glob("*.parquet") if not p.name.startswith(".tmp-")) if source.is_dir() else []
     if not files:
         return pd.DataFrame(columns=list(COLUMNS))
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return _with_legacy_columns(pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True))
+
+
+def _with_legacy_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    for column, value in LEGACY_DEFAULTS.items():
+        if column not in frame.columns:
+            frame[column] = value
+        else:
+            frame[column] = frame[column].fillna(value)
+    return frame

@@ -170,3 +170,29 @@ def grade_submission(spec: TaskSpec, prepared: PreparedData, submission: Path, p
                            format_ok=True)
     board = leaderboard or task_leaderboard(spec, "public" if part == "public" else "private")
     return GradeResult(spec.id, part, valid=True, score=score, placement=board.place(score), format_ok=True)
+
+
+def grade_validation(spec: TaskSpec, view: PreparedData, submission: Path) -> GradeResult:
+    """Feedback under the ``validation`` protocol: validate ``submission`` against every row of the view's
+    ``test.csv`` (test rows and held-out training rows alike), score the held-out rows against their labels
+    from the training data, and place the score on the public leaderboard. Never reads the test answers."""
+    import pyarrow.compute as pc
+
+    from dojoflow.tasks_catalog.validation_split import PART, public_test_ids
+
+    id_column = spec.submission.id_column
+    validation = validate_submission(Path(submission), spec, public_test_ids(view.public, id_column))
+    if not validation.valid:
+        return GradeResult(spec.id, PART, valid=False, errors=validation.errors, format_ok=validation.format_ok)
+    answers, table = answer_table(spec, view, "all"), validation.table
+    assert table is not None  # a valid submission has its table
+    positions = pc.index_in(answers.column(id_column), value_set=table.column(id_column))
+    try:
+        score = score_predictions(spec, answers, table, positions)
+    except (MetricInputError, ValueError) as exc:
+        return GradeResult(spec.id, PART, valid=False, errors=[f"could not score the submission: {exc}"],
+                           format_ok=True)
+    if not math.isfinite(score):
+        return GradeResult(spec.id, PART, valid=False, errors=[f"the metric is not finite ({score})"], format_ok=True)
+    return GradeResult(spec.id, PART, valid=True, score=score, placement=task_leaderboard(spec, "public").place(score),
+                       format_ok=True)

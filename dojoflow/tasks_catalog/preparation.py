@@ -135,7 +135,8 @@ def verify(prepared: PreparedData) -> None:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive file lock on ``lock_path`` while the block runs (serialises processes)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -182,7 +183,7 @@ def prepare_task(spec: TaskSpec, data_dir: Path, check: bool = True,
             verify(prepared)
             _verified.add(stamp)
         return prepared
-    with _locked(task_dir / f"{key}.lock"):
+    with exclusive_lock(task_dir / f"{key}.lock"):
         if (final / MANIFEST).is_file():  # another process finished while we waited
             return PreparedData(spec.id, key, final, cache_hit=True)
         with atomic_directory(final, prefix=f".tmp-{key}-") as tmp:  # a stale entry of a killed run is replaced
