@@ -59,6 +59,8 @@ TASK_KINDS: dict[str, TaskKind] = {k.name: k for k in [
     TaskKind("text-classification", "text", "per-class", stratify=True, description="classes of text documents"),
     TaskKind("mlebench-import", "external", "many",
              description="an imported competition graded by its own grader"),
+    TaskKind("sandmle-import", "external", "many",
+             description="an imported SandMLE task graded by its evaluator.py"),
 ]}
 
 
