@@ -138,8 +138,12 @@ def verify_candidate(write: Writer, index: int, dest: Path, options: SynthOption
     try:
         folder = write(index, dest)
     except DojoflowError as exc:
-        return Candidate(task_id=f"variant-{index:03d}", family="-", error=f"generation failed: {exc}")
+        generator = getattr(write, "__self__", None)
+        return Candidate(task_id=f"variant-{index:03d}", family="-", error=f"generation failed: {exc}",
+                         usage=dict(getattr(generator, "usage", {}).get(index, {})))
     candidate = Candidate(task_id=folder.name, family=_family(folder))
+    generator = getattr(write, "__self__", None)  # the LLM generator accounts tokens and cost per variant
+    candidate.usage = dict(getattr(generator, "usage", {}).get(index, {}))
     timings["generate_s"] = time.monotonic() - clock
     try:
         spec = load_spec(folder)

@@ -19,6 +19,7 @@ class Candidate:
     error: str | None = None  # generation or preparation failed before the gates
     timings: dict[str, float] = field(default_factory=dict)
     train_rows: int | None = None
+    usage: dict[str, Any] = field(default_factory=dict)  # LLM generator: tokens, cost, calls
 
     @property
     def reasons(self) -> list[str]:
