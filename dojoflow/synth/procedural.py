@@ -291,7 +291,7 @@ def _time_order(recipe: dict, rng, n: int, columns: dict, scores: list):
     spec = recipe["time"]
     days = np.arange(n)
     dates = pd.date_range(spec["start"], periods=n, freq="D")
-    season = spec["season"] * np.sin(2 * np.pi * dates.dayofyear.to_numpy() / 365.25 + spec["phase"])
+    season = spec["season"] * np.sin(2 * np.pi * dates.day_of_year.to_numpy() / 365.25 + spec["phase"])
     trend = spec["trend"] * days
     out = {spec["column"]: dates.strftime("%Y-%m-%d").to_numpy(), **columns}
     return out, [f * 0.6 + season + trend for f in scores]
