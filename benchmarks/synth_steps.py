@@ -1,10 +1,12 @@
 """Step and episode cost on seed tasks vs their synthetic (procedural) and micro variants, in one run.
 
-The same agents on each task: the baseline (linear model, then a 300-tree random forest, each with 5-fold
-cross-validation) and the ReAct scaffold with scripted replies from the scripted OpenAI-compatible server
-(tests/scripted_llm_server.py: request_info, then the random-forest script the baseline would write, then
-submit). Each seed gets one procedural variant and one micro variant, generated and verified by
-``dojoflow synth`` first (their generation time is printed apart, it is paid once per task).
+The same agents on each task: the baseline (``--models 1``: a linear model with 5-fold cross-validation;
+``--models 2`` adds a 300-tree random forest, which on the full diamonds data exceeds the seeds' 120 s step
+limit on a 2-core machine) and the ReAct scaffold with scripted replies from the scripted OpenAI-compatible
+server (tests/scripted_llm_server.py: request_info, then the script the baseline would write for
+``--react-model`` (default 2: histogram gradient boosting, 5-fold CV), then submit). Each seed gets one
+procedural variant and one micro variant, generated and verified by ``dojoflow synth`` first (their
+generation time is printed apart: it is paid once per task).
 
 Printed per (seed, agent): median wall time of a code step and the episode's wall time on the seed, the
 synthetic variant and the micro variant, and the ratios seed / variant. Run:
@@ -33,7 +35,7 @@ from dojoflow.tasks_catalog.preparation import prepare_task  # noqa: E402
 from dojoflow.tasks_catalog.registry import get_task  # noqa: E402
 
 
-def scripted_react(task_id: str, settings, cache: Path):
+def scripted_react(task_id: str, settings, cache: Path, model_index: int):
     """A ReAct agent whose model is the scripted server: info, the random-forest script, submit."""
     from dojoflow.agents.baseline import write_script
     from dojoflow.agents.react import ReActAgent
@@ -44,7 +46,7 @@ def scripted_react(task_id: str, settings, cache: Path):
     env = MLEEnvironment(task_id, settings=settings, sandbox="local")
     info = env.reset()[0].data
     env.close()
-    script = write_script(info, 1, 0)
+    script = write_script(info, model_index, 0)
 
     def responder(body):
         seen = sum(m["role"] == "user" and m["content"].startswith("Observation:") for m in body["messages"])
@@ -59,11 +61,12 @@ def scripted_react(task_id: str, settings, cache: Path):
     return agent, server
 
 
-def measure(task_id: str, agent_name: str, settings, models: int) -> dict:
+def measure(task_id: str, agent_name: str, settings, models: int, react_model: int) -> dict:
     """One episode; the median code-step wall time and the episode wall time."""
     server = None
     if agent_name == "react":
-        agent, server = scripted_react(task_id, settings, HOME / "llm-cache" / f"{task_id}-{time.time_ns()}")
+        agent, server = scripted_react(task_id, settings, HOME / "llm-cache" / f"{task_id}-{time.time_ns()}",
+                                       react_model)
         config = EpisodeConfig(task_id=task_id, agent="react", max_steps=4, track=False)
     else:
         agent = None
@@ -100,7 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="diamonds-price,diamonds-cut")
     parser.add_argument("--agents", default="baseline,react")
-    parser.add_argument("--models", type=int, default=2, help="baseline models: 1 linear, 2 + random forest")
+    parser.add_argument("--models", type=int, default=1, help="baseline models: 1 linear, 2 + random forest")
+    parser.add_argument("--react-model", type=int, default=2, help="the scripted ReAct script: 0 linear, "
+                        "1 random forest, 2 gradient boosting")
     args = parser.parse_args()
     settings = get_settings()
     dest = HOME / "synthetic"
@@ -113,7 +118,8 @@ def main() -> None:
             prepared = prepare_task(get_task(task_id), settings.data_dir)
             sizes[label] = sum(1 for _ in (prepared.public / "train.csv").open()) - 1
         for agent in args.agents.split(","):
-            results = {label: measure(task_id, agent, settings, args.models) for label, task_id in tasks.items()}
+            results = {label: measure(task_id, agent, settings, args.models, args.react_model)
+                       for label, task_id in tasks.items()}
             rows.append((seed, agent, sizes, results))
     print()
     print(f"{'seed':<16} {'agent':<9} {'variant':<11} {'train rows':>10} {'median step s':>14} {'episode s':>10} "
