@@ -84,18 +84,22 @@ def measure(task_id: str, agent_name: str, settings, models: int, react_model: i
 
 
 def variants(seed: str, settings, dest: Path) -> dict[str, str]:
-    """One kept procedural and one kept micro variant of ``seed`` (generated and verified now)."""
+    """One kept procedural and one kept micro variant of ``seed`` (generated and verified now; a rejected
+    candidate is followed by one from the next generation seed, at most three tries)."""
     from dojoflow.synth.pipeline import SynthOptions, synthesize
 
     out = {}
     for kind in ("procedural", "micro"):
-        started = time.perf_counter()
-        report = synthesize(seed, SynthOptions(kind=kind, n=2, dest=dest, baseline_models=1), settings)
-        reasons = "; ".join(r for c in report.candidates for r in c.reasons) or "all gates passed"
-        print(f"  generated {kind} variants of {seed}: kept {len(report.kept)}/2 in "
-              f"{time.perf_counter() - started:.0f} s ({reasons})")
-        if report.kept:
-            out[kind] = report.kept[0]
+        for generation_seed in range(3):
+            started = time.perf_counter()
+            report = synthesize(seed, SynthOptions(kind=kind, n=1, seed=generation_seed, dest=dest,
+                                                   baseline_models=1), settings)
+            reasons = "; ".join(r for c in report.candidates for r in c.reasons) or "all gates passed"
+            print(f"  generated a {kind} variant of {seed} in {time.perf_counter() - started:.0f} s: {reasons}",
+                  flush=True)
+            if report.kept:
+                out[kind] = report.kept[0]
+                break
     return out
 
 
