@@ -17,7 +17,6 @@ Each failure is one sentence in the generation report.
 from __future__ import annotations
 
 import hashlib
-import math
 import shutil
 import statistics
 import tempfile
@@ -210,7 +209,3 @@ def _csv_rows(path: Path) -> int:
 
     return len(pd.read_csv(path, usecols=[0]))
 
-
-def finite(value: float | None) -> bool:
-    """A score that exists and is a number."""
-    return value is not None and math.isfinite(value)
