@@ -5,6 +5,8 @@
     result = df.run_episode(df.EpisodeConfig(task_id="digits", agent="baseline", seed=0))
     env = df.make_env("digits", max_steps=8)            # a gymnasium environment
     backend = df.get_backend("warm-bwrap")               # a sandbox backend
+    report = df.synthesize("cars-mpg", df.SynthOptions(n=20))   # verified synthetic tasks; report.kept
+    tasks = df.list_synthetic()                          # the registered ones, with provenance
 
 Names load lazily (importing this module is as cheap as importing ``dojoflow``); ``from dojoflow import X``
 works for every name here too. Anything not listed in ``__all__`` is internal and may change.
@@ -72,6 +74,13 @@ _EXPORTS: dict[str, str] = {
     "report_progress": "dojoflow.tasks_catalog.preparation",
     "TaskKind": "dojoflow.tasks_catalog.kinds",
     "register_task_kind": "dojoflow.tasks_catalog.kinds",
+    # synthetic tasks (dojoflow/synth; docs/synthetic.md)
+    "SynthOptions": "dojoflow.synth.pipeline",
+    "synthesize": "dojoflow.synth.pipeline",
+    "list_synthetic": "dojoflow.synth.pipeline",
+    "GenerationReport": "dojoflow.synth.report",
+    "import_sandmle_tasks": "dojoflow.synth.sandmle",
+    "export_sandmle_task": "dojoflow.synth.sandmle",
     # errors
     "DojoflowError": "dojoflow.errors",
     "UsageError": "dojoflow.errors",
@@ -82,6 +91,7 @@ _EXPORTS: dict[str, str] = {
     "MetricInputError": "dojoflow.errors",
     "SandboxError": "dojoflow.errors",
     "LLMError": "dojoflow.errors",
+    "SynthesisError": "dojoflow.errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -77,6 +77,10 @@ class BenchmarkImportError(DojoflowError):
     """A competition of an external benchmark (MLE-bench, MLE-Dojo) could not be imported; the message says why."""
 
 
+class SynthesisError(DojoflowError):
+    """Synthetic tasks could not be generated, imported or exported (``dojoflow synth``); the message says why."""
+
+
 # -- where code runs ------------------------------------------------------------------------------------------
 class SandboxError(DojoflowError, RuntimeError):
     """A sandbox backend cannot run code here (not installed, misconfigured)."""

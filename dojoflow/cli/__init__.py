@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from dojoflow.cli import cache, episodes, grading, housekeeping, results, sandbox, services, sweeps, tasks
+from dojoflow.cli import cache, episodes, grading, housekeeping, results, sandbox, services, sweeps, synth, tasks
 from dojoflow.cli.common import ErrorPolicyGroup
 
 app = typer.Typer(help="dojoflow: a workflow-orchestrated gym for machine-learning-engineering agents.",
@@ -20,6 +20,7 @@ app.add_typer(cache.app, name="cache")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(sweeps.app, name="sweep")
 app.add_typer(housekeeping.app, name="episodes")
+app.add_typer(synth.app, name="synth")
 for module in (episodes, grading, results, services):
     for name, command in module.COMMANDS.items():
         app.command(name)(command)

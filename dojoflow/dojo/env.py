@@ -281,9 +281,13 @@ class MLEEnvironment:
             if score is not None and feedback.placement is not None:
                 record.feedback_score = score
                 record.feedback_human_rank = feedback.placement.human_rank
-            record.reward = reward_for(self.reward_mode, feedback, self.best_score, self.spec.higher_is_better)
+            record.reward = reward_for(self.reward_mode, feedback, self.best_score, self.spec.higher_is_better,
+                                       format_rate=self._format_rate(), executed=execution.ok)
             if score is not None and (self.best_score is None or self.spec.metric.is_better(score, self.best_score)):
                 self.best_step, self.best_score = record.index, score
+        if feedback is None and action.type == "execute_code":  # not graded: only SandMLE's modes reward it
+            record.reward = reward_for(self.reward_mode, None, self.best_score, self.spec.higher_is_better,
+                                       format_rate=self._format_rate(), executed=execution.ok and not failure)
         return render_execution(self.spec, action, execution, failure, record, self.steps_left - 1,
                                 self.feedback.name)
 
@@ -313,6 +317,11 @@ class MLEEnvironment:
             record.errors.extend(validation.errors)
         if not self.feedback.scored and record.valid_submission and record.action.get("type") != "validate_code":
             self.best_step = record.index
+
+    def _format_rate(self) -> float:
+        """The share of the episode's actions so far (this one included) that parsed as valid actions."""
+        parsed = sum(1 for r in self.history if r.action.get("type") != "invalid") + 1
+        return parsed / (len(self.history) + 1)
 
     def _submit(self, step: int | None) -> Observation:
         if step is not None:

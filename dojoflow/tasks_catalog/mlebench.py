@@ -462,11 +462,16 @@ def grade_external(spec, prepared, submission: Path, part: str = "private"):
         keep = set(split.loc[split["part"] == part, id_column])
         frame = frame[ids.isin(keep).to_numpy()].reset_index(drop=True)
         answers = answers[answer_ids.isin(keep).to_numpy()].reset_index(drop=True)
-    grade = _load_function(spec.folder / spec.grader.file, spec.grader.function, "grade")
+    if spec.grader.kind == "sandmle":  # a SandMLE evaluator.py script (see evaluator_script.py)
+        from dojoflow.tasks_catalog.evaluator_script import script_grader
+
+        grade = script_grader(spec.folder / spec.grader.file)
+    else:
+        grade = _load_function(spec.folder / spec.grader.file, spec.grader.function, "grade")
     try:
         score = float(grade(frame, answers))
     except Exception as exc:  # the competition's grader says why (InvalidSubmissionError, KeyError, ...)
-        return [f"the competition's grader rejected the submission: {type(exc).__name__}: {exc}"], None, format_ok
+        return [f"the task's grader rejected the submission: {type(exc).__name__}: {exc}"], None, format_ok
     if not np.isfinite(score):
         return [f"the competition's grader returned a non-finite score ({score})"], None, True
     return [], score, True

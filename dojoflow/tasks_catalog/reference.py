@@ -203,7 +203,7 @@ def task_features(spec: TaskSpec, public: Path, frame):
     return features
 
 
-def _population(spec: TaskSpec, features, n_train: int):
+def _population(spec: TaskSpec, features, n_train: int, regression: bool):
     """(name, model builder) pairs; a builder takes the seed and returns an unfitted estimator."""
     from sklearn.pipeline import make_pipeline
 
@@ -212,7 +212,7 @@ def _population(spec: TaskSpec, features, n_train: int):
             yield name, lambda s, f=factory, v=vec: make_pipeline(v(), f(s))
         return
     large = n_train > LARGE_TRAIN_ROWS
-    population = _regressors(large) if spec.metric.prediction == "value" else _classifiers(large)
+    population = _regressors(large) if regression else _classifiers(large)
     if features.shape[1] > MAX_RAW_FEATURES:  # e.g. 32x32 images: project first (PCA), as is common
         from sklearn.decomposition import PCA
 
@@ -224,9 +224,13 @@ def _population(spec: TaskSpec, features, n_train: int):
         yield name, lambda s, f=factory: make_pipeline(_preprocessor(features), f(s))
 
 
-def build_reference_leaderboard(spec: TaskSpec, prepared: PreparedData, seed: int = 0,
-                                progress: Callable[[int, str], None] | None = None) -> list[dict]:
-    """Train the population on the public data and return entries sorted best first (private score).
+def population_predictions(spec: TaskSpec, prepared: PreparedData, seed: int = 0,
+                           progress: Callable[[int, str], None] | None = None,
+                           keep: Callable[[str], bool] | None = None,
+                           regression: bool | None = None) -> Iterator[tuple[str, Any]]:
+    """``(team name, predictions)`` of each setting of the population (an Arrow table with the id and target
+    columns), trained on the public data. ``keep(name)`` selects settings (all by default); ``regression``
+    overrides the choice of regressors vs classifiers (tasks with their own grader do not say).
 
     With several target columns each setting fits one model per column. ``progress(i, name)`` is called
     before each setting.
@@ -241,10 +245,10 @@ def build_reference_leaderboard(spec: TaskSpec, prepared: PreparedData, seed: in
     test = pd.read_csv(prepared.public / "test.csv")
     x_train = task_features(spec, prepared.public, train)
     x_test = task_features(spec, prepared.public, test)
-    private_answers = answer_table(spec, prepared, "private")
-    public_answers = answer_table(spec, prepared, "public")
-    entries: list[dict[str, Any]] = []
-    for i, (name, build) in enumerate(_population(spec, x_train, len(train))):
+    value = spec.metric.prediction == "value" if regression is None else regression
+    for i, (name, build) in enumerate(_population(spec, x_train, len(train), value)):
+        if keep is not None and not keep(name):
+            continue
         if progress:
             progress(i, name)
         columns = {sub.id_column: test[sub.id_column].astype(str).to_numpy()}
@@ -261,9 +265,22 @@ def build_reference_leaderboard(spec: TaskSpec, prepared: PreparedData, seed: in
             if spec.metric_name.startswith("rmsle"):  # any sensible solution clips negative predictions
                 values = np.clip(values, 0.0, None)
             columns[target] = values.astype(str) if spec.metric.text_predictions else values
-        predictions = pa.table(columns)
+        yield f"ref-{name}", pa.table(columns)
+
+
+def build_reference_leaderboard(spec: TaskSpec, prepared: PreparedData, seed: int = 0,
+                                progress: Callable[[int, str], None] | None = None,
+                                keep: Callable[[str], bool] | None = None) -> list[dict]:
+    """Train the population on the public data and return entries sorted best first (private score).
+
+    ``keep(name)`` selects settings of the population (all by default); see :func:`population_predictions`.
+    """
+    private_answers = answer_table(spec, prepared, "private")
+    public_answers = answer_table(spec, prepared, "public")
+    entries: list[dict[str, Any]] = []
+    for team, predictions in population_predictions(spec, prepared, seed, progress, keep):
         entries.append({
-            "team": f"ref-{name}",
+            "team": team,
             "score": score_predictions(spec, private_answers, predictions),
             "public_score": score_predictions(spec, public_answers, predictions),
         })

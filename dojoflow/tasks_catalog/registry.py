@@ -1,5 +1,6 @@
-"""Finding tasks: the built-in ones shipped in ``builtin/``, folders listed in ``DOJOFLOW_TASK_PATH``, and
-imported MLE-bench competitions in ``$DOJOFLOW_HOME/imported`` (see ``mlebench.py``).
+"""Finding tasks: the built-in ones shipped in ``builtin/``, folders listed in ``DOJOFLOW_TASK_PATH``,
+imported competitions in ``$DOJOFLOW_HOME/imported`` (see ``mlebench.py``) and generated tasks in
+``$DOJOFLOW_HOME/synthetic`` (see ``dojoflow/synth``).
 
 ``DOJOFLOW_TASK_PATH`` is an ``os.pathsep``-separated list of directories, each holding task folders
 (one folder per task with a ``task.yaml``).
@@ -19,13 +20,22 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 def task_roots() -> list[Path]:
     """Directories searched for task folders, built-ins first."""
     extra = [Path(p) for p in os.environ.get("DOJOFLOW_TASK_PATH", "").split(os.pathsep) if p]
-    return [BUILTIN_DIR, *extra, imported_dir()]
+    return [BUILTIN_DIR, *extra, imported_dir(), synthetic_dir()]
+
+
+def _home() -> Path:
+    home = os.environ.get("DOJOFLOW_HOME")
+    return (Path(home) if home else Path.home() / ".dojoflow").expanduser().resolve()
 
 
 def imported_dir() -> Path:
     """``$DOJOFLOW_HOME/imported``: where ``tasks import-mlebench`` writes task folders."""
-    home = os.environ.get("DOJOFLOW_HOME")
-    return (Path(home) if home else Path.home() / ".dojoflow").expanduser().resolve() / "imported"
+    return _home() / "imported"
+
+
+def synthetic_dir() -> Path:
+    """``$DOJOFLOW_HOME/synthetic``: where ``dojoflow synth`` writes the tasks it keeps."""
+    return _home() / "synthetic"
 
 
 def tasks_in_split(split: str) -> list[TaskSpec]:

@@ -48,7 +48,7 @@ from dojoflow.tasks_catalog.metrics import EXTERNAL, Metric, get_metric, has_met
 TASK_TYPES = tuple(TASK_KINDS)  # the built-in kinds; see kinds.py (register_task_kind adds more)
 SPLIT_METHODS = ("random", "time")
 INPUT_KINDS = ("tabular", "images", "text")
-GRADER_KINDS = ("mlebench",)
+GRADER_KINDS = ("mlebench", "sandmle")  # sandmle: an evaluator.py script (evaluator_script.py)
 EXTERNAL_METRIC = "external"
 DIRECTIONS = {"higher-is-better": True, "lower-is-better": False}
 PROVENANCES = ("human", "reference")
