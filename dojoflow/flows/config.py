@@ -19,7 +19,9 @@ class EpisodeConfig:
     """One agent on one task with one seed and a budget.
 
     ``sweep_id`` is set for sweep episodes (the episode id is then derived from the idempotency key);
-    ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run.
+    ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run. ``command`` makes the episode
+    a command agent's (an external program run for the whole episode, see ``agents/external/``); ``agent``
+    is then only its label.
     """
 
     task_id: str
@@ -34,6 +36,7 @@ class EpisodeConfig:
     sweep_id: str | None = None
     parent_run_id: str | None = None
     agent_options: dict[str, Any] = field(default_factory=dict)
+    command: dict[str, Any] | None = None  # a command agent (agents/external/spec.py); ``agent`` is its label
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
