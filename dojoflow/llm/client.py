@@ -251,7 +251,8 @@ class LLMClient:
             self._http.close()
             self._http = None
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***``."""
         return text.replace(self._api_key, "***") if self._api_key else text
 
     def _post(self, body: dict[str, Any]) -> ChatResponse:
@@ -272,7 +273,7 @@ class LLMClient:
             try:
                 reply = self._client().post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:  # connection refused, timeouts, protocol errors
-                last = f"{type(exc).__name__}: {self._redact(str(exc))}"
+                last = f"{type(exc).__name__}: {self.redact(str(exc))}"
             else:
                 latency = time.monotonic() - started
                 if reply.status_code == 200:
@@ -280,8 +281,8 @@ class LLMClient:
                         return reply.json(), latency
                     except ValueError:
                         raise LLMError(f"unexpected response from {self.base_url}: "
-                                       f"{self._redact(reply.text[:300])}") from None
-                last = f"HTTP {reply.status_code}: {self._redact(reply.text[:500])}"
+                                       f"{self.redact(reply.text[:300])}") from None
+                last = f"HTTP {reply.status_code}: {self.redact(reply.text[:500])}"
                 if reply.status_code not in RETRY_STATUS:
                     raise LLMError(f"{url} answered {last}")
                 retry_after = reply.headers.get("retry-after")
@@ -301,7 +302,7 @@ class LLMClient:
             message = data["choices"][0]["message"]
         except (KeyError, IndexError, TypeError):
             raise LLMError(f"unexpected response from {self.base_url}: "
-                           f"{self._redact(json.dumps(data)[:300])}") from None
+                           f"{self.redact(json.dumps(data)[:300])}") from None
         text = message.get("content") or ""
         prompt, completion, estimated = token_counts(body, data)
         return ChatResponse(text=text, prompt_tokens=prompt, completion_tokens=completion,

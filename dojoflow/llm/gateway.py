@@ -7,7 +7,8 @@ can reach (a unix socket bound into the sandbox, forwarded to a loopback port in
 - forwards the request to the configured endpoint through :class:`~dojoflow.llm.client.LLMClient`
   (retries with backoff on 429/5xx/connection errors), with the API key injected in the
   ``Authorization`` header: the agent is given a placeholder key and never sees the real one (headers
-  sent by the agent are not forwarded at all);
+  sent by the agent are not forwarded at all, and a response that contains the key has it replaced by
+  ``***``);
 - enforces the episode's token and cost budgets: once either is spent, calls are refused with HTTP 402
   and ``code: budget_exceeded`` (402 is not retried by the OpenAI SDKs, unlike 429), and
   :attr:`LLMGateway.exhausted` tells the harness to end the agent;
@@ -175,6 +176,10 @@ class LLMGateway:
             with self._lock:
                 self._record(record, body, None)
             return _error(502, "upstream_error", f"dojoflow gateway: the LLM endpoint failed: {exc}")
+        text = json.dumps(data)
+        redacted = self.client.redact(text)
+        if redacted != text:  # an endpoint that echoes the request's headers must not hand the key out
+            data = json.loads(redacted)
         prompt, completion, estimated = token_counts(body, data)
         price = price_for(str(data.get("model") or body["model"]), self.prices)
         record.status, record.prompt_tokens, record.completion_tokens = 200, prompt, completion
