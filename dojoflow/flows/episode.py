@@ -11,6 +11,7 @@ step. The seconds spent in each DAG step are kept in ``EpisodeResult.timings``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import json
 import platform
@@ -89,7 +90,10 @@ def final_grading(env: MLEEnvironment, step: int | None = None, reason: str | No
     """Grade the chosen submission on the private part (already done if the agent submitted or a budget
     ran out). A command episode passes its step and reason (the file left in the submission path)."""
     if env.outcome is None:
-        env.grade_final(step, reason or "the episode ended without a submission; the best valid one was graded")
+        outcome = env.grade_final(step, reason or "the episode ended without a submission; the best valid one was "
+                                                  "graded")
+        if step is None and reason:  # the caller knows better why there is nothing to grade
+            env.outcome = dataclasses.replace(outcome, reason=reason)
 
 
 def integrity_check(env: MLEEnvironment, command_run: CommandRun | None = None) -> dict[str, Any]:
