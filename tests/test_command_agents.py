@@ -208,3 +208,45 @@ def test_sweep_spec_with_command_agents(tmp_path):
     with pytest.raises(SweepSpecError, match="unknown options"):
         parse_sweep_spec({"name": "x", "tasks": [TASK], "agents": [{"name": "a", "command": "c",
                                                                     "options": {"nope": 1}}]})
+
+
+DAG_TASKS = {"data-prep", "execution", "final-grading", "integrity-check", "record"}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_command_agent_as_prefect_dag_and_in_a_sweep(prefect_api, settings, tmp_path):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from dojoflow.flows.prefect_episode import run_episode
+    from dojoflow.flows.prefect_sweep import sweep_flow
+    from dojoflow.flows.sweep_spec import parse_sweep_spec
+    from dojoflow.storage.results import load_results
+
+    folder = agent_dir(tmp_path, WRITE_MEAN)
+    command = {"command": "python agent.py", "agent_dir": str(folder), "gateway": False}
+    result = run_episode(EpisodeConfig(task_id=TASK, agent="dag-agent", sandbox="bwrap", wall_time_s=60,
+                                       command=command))
+    assert result["valid"] and result["ended_by"] == "exit"
+
+    async def task_names() -> set[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+                any_=[result["flow_run_id"]])))
+            assert all(run.state.is_completed() for run in runs)
+            return {run.name.rsplit("-", 1)[0] for run in runs}
+
+    assert asyncio.run(task_names()) == DAG_TASKS
+
+    spec = parse_sweep_spec({"name": "byo-sweep", "tasks": [TASK], "seeds": [0, 1], "sandbox": "bwrap",
+                             "budget": {"wall_time_s": 60}, "concurrency": {"episodes": 2},
+                             "agents": [{"name": "mean-agent", "command": "python agent.py",
+                                         "options": {"agent_dir": str(folder), "gateway": False}}]})
+    states = {s["key"]: s["state"] for s in sweep_flow(spec.to_dict())}
+    assert set(states.values()) == {"completed"} and len(states) == 2
+    rows = load_results(settings.results_dir)
+    rows = rows[rows["sweep_id"] == "byo-sweep"]
+    assert sorted(rows["agent"]) == ["mean-agent", "mean-agent"] and rows["valid"].all()
