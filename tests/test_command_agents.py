@@ -46,9 +46,10 @@ def agent_dir(tmp_path: Path, code: str) -> Path:
     return folder
 
 
-def run(tmp_path: Path, code: str, track: bool = False, wall_time_s: float = 60, **options):
+def run(tmp_path: Path, code: str, track: bool = False, wall_time_s: float = 60, sandbox: str = "bwrap",
+        **options):
     command = {"command": "python agent.py", "agent_dir": str(agent_dir(tmp_path, code)), **options}
-    config = EpisodeConfig(task_id=TASK, agent="test-agent", sandbox="bwrap", track=track, wall_time_s=wall_time_s,
+    config = EpisodeConfig(task_id=TASK, agent="test-agent", sandbox=sandbox, track=track, wall_time_s=wall_time_s,
                            command=command)
     return drive_episode(config)
 
@@ -250,3 +251,21 @@ def test_command_agent_as_prefect_dag_and_in_a_sweep(prefect_api, settings, tmp_
     rows = load_results(settings.results_dir)
     rows = rows[rows["sweep_id"] == "byo-sweep"]
     assert sorted(rows["agent"]) == ["mean-agent", "mean-agent"] and rows["valid"].all()
+
+
+def test_command_agent_under_docker_where_an_engine_answers(settings, tmp_path):
+    from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE, docker_available
+
+    ok, why = docker_available()
+    if not ok:
+        pytest.skip(f"no Docker engine here: {why}")
+    code = WRITE_MEAN + '''
+import json, urllib.request
+req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", data=json.dumps(
+    {"messages": [{"role": "user", "content": "hi"}]}).encode(), headers={"Content-Type": "application/json"})
+print(json.loads(urllib.request.urlopen(req).read())["choices"][0]["message"]["content"])
+'''
+    with ScriptedLLMServer(["hello from the gateway"]) as server:
+        result = run(tmp_path, code, image=DEFAULT_IMAGE, model="scripted-model", base_url=server.base_url,
+                     sandbox="docker")
+    assert result.ended_by == "exit" and result.valid and result.llm_calls == 1, result.end_reason

@@ -21,6 +21,7 @@ here. The run is recorded as the episode's one step (action ``agent_command``).
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
@@ -117,9 +118,10 @@ def _inner_backend(backend: SandboxBackend, spec: CommandAgentSpec) -> SandboxBa
         if inner.name != "docker":
             raise SandboxError(f"a command agent given as an image ({spec.image}) runs with --sandbox docker, "
                                f"not {inner.name}")
-        from dojoflow.infra.sandbox.docker_backend import DockerBackend
-
-        return DockerBackend(image=spec.image, gpu_image=spec.image)
+        program = copy.copy(inner)  # the same engine connection, the agent's image
+        setattr(program, "image", spec.image)  # noqa: B010 - a DockerBackend, whose attributes the protocol omits
+        setattr(program, "gpu_image", spec.image)  # noqa: B010
+        return program
     if not inner.isolated:
         raise SandboxError(f"a command agent needs an isolated sandbox with its own network (bwrap or docker); "
                            f"'{inner.name}' cannot keep the API key and the network from the program")
