@@ -269,3 +269,32 @@ print(json.loads(urllib.request.urlopen(req).read())["choices"][0]["message"]["c
         result = run(tmp_path, code, image=DEFAULT_IMAGE, model="scripted-model", base_url=server.base_url,
                      sandbox="docker")
     assert result.ended_by == "exit" and result.valid and result.llm_calls == 1, result.end_reason
+
+
+def test_an_interrupted_run_takes_the_sandbox_down(tmp_path):
+    import time
+
+    from dojoflow.agents.external.integrity import processes_of
+    from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest
+    from dojoflow.infra.sandbox.bwrap import BwrapBackend
+    from dojoflow.infra.sandbox.workspace import is_privileged, sandbox_uid
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    started = time.monotonic()
+
+    def interrupt():  # SIGINT arriving while the harness waits for a long agent run
+        if time.monotonic() - started > 1.0:
+            raise KeyboardInterrupt
+        return None
+
+    request = ExecutionRequest(("/bin/sh", "-c", "sleep 300 & sleep 300"), workspace, limits=ExecutionLimits(
+        timeout_s=120), stop_when=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        BwrapBackend().run(request)
+    assert time.monotonic() - started < 30
+    if is_privileged():
+        deadline = time.monotonic() + 5
+        while processes_of(sandbox_uid(workspace)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_of(sandbox_uid(workspace)) == []

@@ -114,13 +114,19 @@ def run_limited(argv: list[str], request: ExecutionRequest, env: dict[str, str],
                               daemon=True)
     sampler = GpuMemorySampler(request.gpu) if request.gpu is not None else contextlib.nullcontext()
     stop_reason: str | None = None
-    with sampler:
-        waiter.start()
-        stop_reason = wait_or_stop(waiter, start + limits.timeout_s, request.stop_when)
-        timed_out = waiter.is_alive() and stop_reason is None
-        if waiter.is_alive():
-            kill()
-            waiter.join()
+    try:
+        with sampler:
+            waiter.start()
+            stop_reason = wait_or_stop(waiter, start + limits.timeout_s, request.stop_when)
+            timed_out = waiter.is_alive() and stop_reason is None
+            if waiter.is_alive():
+                kill()
+                waiter.join()
+    except BaseException:  # SIGINT/SIGTERM while waiting (a long agent run): the sandbox goes down with us
+        kill()
+        if group is not None:
+            group.kill_all()
+        raise
     duration = time.monotonic() - start
     kill()  # nothing left in the step's process group outlives it
     proc.returncode = os.waitstatus_to_exitcode(waited["status"])
