@@ -298,3 +298,13 @@ def test_an_interrupted_run_takes_the_sandbox_down(tmp_path):
         while processes_of(sandbox_uid(workspace)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert processes_of(sandbox_uid(workspace)) == []
+
+
+def test_a_missing_key_variable_fails_before_any_work(settings, tmp_path, monkeypatch):
+    from dojoflow.errors import SandboxError
+
+    monkeypatch.delenv("NO_SUCH_KEY_VARIABLE", raising=False)
+    config = EpisodeConfig(task_id=TASK, agent="x", sandbox="bwrap", track=False, command={
+        "command": "true", "api_key_env": "NO_SUCH_KEY_VARIABLE"})
+    with pytest.raises(SandboxError, match="NO_SUCH_KEY_VARIABLE"):
+        drive_episode(config)

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from dojoflow import __version__
 from dojoflow.agents.base import Agent
 from dojoflow.agents.external.integrity import run_command_integrity_checks
-from dojoflow.agents.external.runner import CommandRun, run_command_agent
+from dojoflow.agents.external.runner import CommandRun, check_ready, run_command_agent
 from dojoflow.agents.external.spec import CommandAgentSpec
 from dojoflow.agents.registry import make_agent
 from dojoflow.config import Settings, get_settings
@@ -281,7 +281,7 @@ def _drive_command(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, setting
                    flow_run_id: str | None, gpu: int | None) -> EpisodeResult:
     """A command agent's episode: data-prep, the agent's run (execution), final-grading, integrity-check,
     record."""
-    CommandAgentSpec.from_dict(config.command or {})  # bad options fail before any work
+    check_ready(CommandAgentSpec.from_dict(config.command or {}))  # bad options fail before any work
     started = time.monotonic()
     env, _, _ = steps.data_prep(config, spec, settings, gpu)
     try:

@@ -41,7 +41,7 @@ from dojoflow.dojo.workspace_files import collect_submission
 from dojoflow.errors import SandboxError
 from dojoflow.infra.endpoint import Endpoint
 from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, Mount, SandboxBackend
-from dojoflow.infra.sandbox.workspace import walk
+from dojoflow.infra.sandbox.workspace import step_uid, walk
 from dojoflow.llm.gateway import PLACEHOLDER_KEY, LLMGateway
 from dojoflow.tasks_catalog.exposure import hidden_source_dirs
 from dojoflow.tasks_catalog.grading import answer_table
@@ -131,8 +131,7 @@ def _inner_backend(backend: SandboxBackend, spec: CommandAgentSpec) -> SandboxBa
 def _gateway(spec: CommandAgentSpec, records_dir: Path, cost_budget_usd: float | None) -> LLMGateway:
     from dojoflow.llm.client import LLMClient
 
-    if spec.api_key_env and not os.environ.get(spec.api_key_env):
-        raise SandboxError(f"command agent: the environment variable {spec.api_key_env} (api_key_env) is not set")
+    check_ready(spec)
     key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
     client = LLMClient(spec.model or "unspecified", spec.base_url, api_key=key, cache=False)
     return LLMGateway(client, records_dir, token_budget=spec.token_budget, cost_budget_usd=cost_budget_usd,
@@ -189,6 +188,21 @@ def _prepare(env: MLEEnvironment, spec: CommandAgentSpec, wall_time_s: float) ->
     return host
 
 
+def _restrict(sockets: Path, uid: int | None) -> None:
+    """As root, the sockets belong to the sandbox's own uid, and no other local user may connect to them."""
+    if uid is None:
+        return
+    for sock in sockets.iterdir():
+        os.chown(sock, uid, uid)
+        sock.chmod(0o600)
+
+
+def check_ready(spec: CommandAgentSpec) -> None:
+    """What can be checked on the machine that runs the episode before any work: the gateway's key."""
+    if spec.gateway and spec.api_key_env and not os.environ.get(spec.api_key_env):
+        raise SandboxError(f"command agent: the environment variable {spec.api_key_env} (api_key_env) is not set")
+
+
 def _ending(result: ExecutionResult, watch: _Watch, wall_time_s: float) -> tuple[str, str]:
     """(ended_by, why) of a finished run."""
     if result.error:
@@ -224,6 +238,7 @@ def run_command_agent(env: MLEEnvironment, spec: CommandAgentSpec, wall_time_s: 
             gateway.serve(sockets / layout.GATEWAY_SOCKET)
         watch = _Watch(gateway, validator, spec, [host.output(name) for name in layout.OUTPUT_DIRS])
         request = build_request(env, spec, sockets, wall, watch)
+        _restrict(sockets, step_uid(request))
         step_dir = env.step_dir(0)
         step_dir.mkdir(parents=True, exist_ok=True)
         (step_dir / "command.txt").write_text(" ".join(spec.argv) + "\n")
@@ -265,8 +280,6 @@ def _record(env: MLEEnvironment, spec: CommandAgentSpec, result: ExecutionResult
         final_step, final_reason = 0, f"the file at {layout.SUBMISSION} when the agent ended ({ended_by}) was graded"
     else:
         final_step, final_reason = None, f"the agent left no file at {layout.SUBMISSION} ({ended_by})"
-    from dojoflow.infra.sandbox.workspace import step_uid
-
     uid = step_uid(ExecutionRequest((), host.workspace)) if backend.name == "bwrap" else None
     return CommandRun(result, ended_by, reason, final_step, final_reason, usage, uid,
                       str(env.episode_dir / "llm") if gateway else None)
