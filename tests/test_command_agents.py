@@ -308,3 +308,14 @@ def test_a_missing_key_variable_fails_before_any_work(settings, tmp_path, monkey
         "command": "true", "api_key_env": "NO_SUCH_KEY_VARIABLE"})
     with pytest.raises(SandboxError, match="NO_SUCH_KEY_VARIABLE"):
         drive_episode(config)
+
+
+def test_agents_cli_lists_agents_and_names_recipes():
+    from typer.testing import CliRunner
+
+    from dojoflow.cli import app
+
+    listed = CliRunner().invoke(app, ["agents", "list"])
+    assert listed.exit_code == 0 and "baseline" in listed.output and "--agent-command" in listed.output
+    unknown = CliRunner().invoke(app, ["agents", "venv", "nope"])
+    assert unknown.exit_code == 2 and "known: aideml" in unknown.output

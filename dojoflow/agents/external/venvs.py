@@ -54,6 +54,9 @@ AIDEML = VenvRecipe(
     check="aide.run", entry_point="aide")
 
 
+RECIPES = {"aideml": AIDEML}
+
+
 def cache_dir() -> Path:
     """``$DOJOFLOW_AGENT_VENVS``, else ``~/.cache/dojoflow/agent-venvs``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dojoflow" / "agent-venvs")
