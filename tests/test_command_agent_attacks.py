@@ -283,3 +283,15 @@ def test_no_process_outlives_the_episode(attack):
         assert checks["no_leftover_processes"]["passed"], checks
         assert processes_of(sandbox_uid(host["episode"] / "workspace")) == []
     assert result.ended_by == "exit"
+
+
+@pytest.mark.parametrize("option", ["binds", "agent_dir"])
+def test_binding_or_copying_the_dojoflow_home_is_refused(settings, option):
+    from dojoflow.errors import SandboxError
+
+    folder = str(settings.home.parent) if option == "binds" else str(settings.home / "data")
+    value = [folder] if option == "binds" else folder
+    config = EpisodeConfig(task_id=TASK, agent="x", sandbox="bwrap", track=False,
+                           command={"command": "true", "gateway": False, option: value})
+    with pytest.raises(SandboxError, match="would expose the dojoflow home"):
+        drive_episode(config)

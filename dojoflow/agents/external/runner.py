@@ -188,6 +188,18 @@ def _prepare(env: MLEEnvironment, spec: CommandAgentSpec, wall_time_s: float) ->
     return host
 
 
+def _check_exposure(spec: CommandAgentSpec, home: Path) -> None:
+    """A bound or copied folder must not contain the dojoflow home (prepared answers, other episodes) nor
+    lie inside it."""
+    home = home.resolve()
+    for kind, folder in [*(("bind", b) for b in spec.binds), *((("agent_dir", spec.agent_dir),) if spec.agent_dir
+                                                              else ())]:
+        path = Path(folder).resolve()
+        if path == home or home.is_relative_to(path) or path.is_relative_to(home):
+            raise SandboxError(f"command agent: {kind} {folder} would expose the dojoflow home {home} (the "
+                               "hidden answers) to the agent; bind or copy a folder outside it")
+
+
 def _restrict(sockets: Path, uid: int | None) -> None:
     """As root, the sockets belong to the sandbox's own uid, and no other local user may connect to them."""
     if uid is None:
@@ -225,6 +237,7 @@ def run_command_agent(env: MLEEnvironment, spec: CommandAgentSpec, wall_time_s: 
                       cost_budget_usd: float | None = None) -> CommandRun:
     """Run ``spec`` for the whole episode in ``env``'s sandbox; record it as the episode's step 0."""
     wall = float(wall_time_s or DEFAULT_WALL_TIME_S)
+    _check_exposure(spec, env.settings.home)
     backend = _inner_backend(env.sandbox, spec)
     host = _prepare(env, spec, wall)
     sockets = Path(tempfile.mkdtemp(prefix="dojoflow-sock-"))  # short: a socket path has at most 107 bytes
