@@ -65,7 +65,7 @@ def test_mlebench_script_runs_unchanged_end_to_end_and_is_recorded(settings, mon
             "base_url": server.base_url})
         result = drive_episode(config)
     assert result.valid and result.score is not None, result.errors
-    assert result.ended_by == "exit" and result.sandbox == "warm-bwrap"
+    assert result.ended_by == "exit" and result.sandbox == "bwrap"  # the warm mode's inner backend
     assert result.integrity["passed"], result.integrity
     assert result.llm_calls == 1 and result.tokens == sum(server.usage.values())
     assert server.headers[0]["authorization"] == f"Bearer {KEY}"  # injected by the gateway

@@ -270,6 +270,7 @@ def _finish(env: MLEEnvironment, config: EpisodeConfig, steps: _Timed, integrity
                         episode_key=config.episode_key)
     if run is not None:
         episode.ended_by, episode.end_reason = run.ended_by, run.end_reason
+        episode.sandbox = run.result.backend  # where the program ran (the warm mode's inner backend)
     episode.flow_run_id = flow_run_id
     episode.timings = {name: round(seconds, 4) for name, seconds in steps.seconds.items()}
     episode = steps.record(env, config, episode)
