@@ -195,3 +195,28 @@ def test_endpoint_survives_a_handler_bug(sockets):
     finally:
         endpoint.close()
     assert not (sockets / "x.sock").exists()
+
+
+def test_an_in_harness_scaffold_can_use_the_same_gateway(settings, tmp_path):
+    """``gateway=True``: a ReAct episode's calls go through the gateway, so they are accounted and recorded the
+    same way as a command agent's (records under the episode's llm/, per-call entries in the trajectory)."""
+    from dojoflow.agents.react import ReActAgent
+    from dojoflow.flows.config import EpisodeConfig
+    from dojoflow.flows.episode import drive_episode
+
+    from scripted_llm_server import fenced, penguins_script
+
+    replies = ['{"type": "execute_code"}\n' + fenced(penguins_script("ridge")), '{"type": "submit"}']
+    with ScriptedLLMServer(replies) as server:
+        agent = ReActAgent(model="gpt-4o-mini", base_url=server.base_url, api_key_env=None, cache=False,
+                           gateway=True)
+        agent.client._api_key = KEY  # as if from DOJOFLOW_LLM_API_KEY
+        result = drive_episode(EpisodeConfig(task_id="penguins-body-mass", max_steps=4, track=False), agent=agent)
+    assert result.valid and server.count == 2
+    assert all(h["authorization"] == f"Bearer {KEY}" for h in server.headers)  # injected by the gateway
+    calls = read_calls(Path(result.episode_dir) / "llm")
+    assert [c["status"] for c in calls] == [200, 200]
+    per_step = [c for s in result.trajectory for c in s["agent"].get("llm", [])]
+    assert [c["index"] for c in per_step] == [0, 1]
+    assert sum(c["tokens"] for c in per_step) == result.tokens == sum(server.usage.values())
+    assert agent._gateway is None  # closed with the episode

@@ -130,10 +130,11 @@ def record(env: MLEEnvironment, config: EpisodeConfig, result: EpisodeResult) ->
         artifacts = {"steps": env.episode_dir / "steps", "trajectory.jsonl": env.episode_dir / "trajectory.jsonl"}
         if env.chosen_submission is not None:
             artifacts["final_submission.csv"] = env.chosen_submission
-        if config.command is not None:  # the program's code, logs and LLM/validation records
+        if config.command is not None:
             tags["dojoflow.ended_by"] = result.ended_by
-            artifacts.update({name: env.episode_dir / name for name in COMMAND_ARTIFACTS
-                              if (env.episode_dir / name).exists()})
+        # a command agent's code, logs and validation records; the LLM gateway's records (any agent using it)
+        artifacts.update({name: env.episode_dir / name for name in COMMAND_ARTIFACTS
+                          if (env.episode_dir / name).exists()})
         run = TrackedRun(env.episode_id, f"{config.agent}/{config.task_id}/seed{config.seed}",
                          tracking_params(config, result), result.metrics(), step_metrics(env), tags, artifacts,
                          call_metrics=llm_call_metrics(env))
@@ -260,6 +261,8 @@ def _drive(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Setti
         _save_partial(env, config)
         raise
     finally:
+        if agent is not None and hasattr(agent, "close"):  # e.g. an LLM scaffold's gateway
+            agent.close()
         env.close()
     return _finish(env, config, steps, integrity, started, flow_run_id)
 
