@@ -319,3 +319,12 @@ def test_agents_cli_lists_agents_and_names_recipes():
     assert listed.exit_code == 0 and "baseline" in listed.output and "--agent-command" in listed.output
     unknown = CliRunner().invoke(app, ["agents", "venv", "nope"])
     assert unknown.exit_code == 2 and "known: aideml" in unknown.output
+
+
+def test_the_example_sweep_spec_parses_with_paths_from_its_folder():
+    from dojoflow.flows.sweep_spec import load_sweep_spec
+
+    spec = load_sweep_spec(REPO / "examples" / "sweep_command_agents.yaml")
+    command = spec.agents[1].command
+    assert command["agent_dir"] == str(EXAMPLE_AGENT) and command["gateway"] is False
+    assert spec.wall_time_s == 900 and spec.cost_budget_usd == 2.0

@@ -112,6 +112,12 @@ def _command_agent(r: FieldReader, entry: dict[str, Any], where: str, name: str)
     for key in ("command", "image"):
         if key in entry:
             data[key] = entry[key]
+    spec_file = Path(r.file)
+    base = spec_file.parent if spec_file.is_file() else Path.cwd()  # relative paths: from the spec's folder
+    if isinstance(data.get("agent_dir"), str):
+        data["agent_dir"] = str((base / Path(data["agent_dir"]).expanduser()).resolve())
+    if isinstance(data.get("binds"), list):
+        data["binds"] = [str((base / Path(str(b)).expanduser()).resolve()) for b in data["binds"]]
     try:
         return AgentEntry(name, {}, CommandAgentSpec.from_dict(data).to_dict())
     except DojoflowError as exc:

@@ -102,6 +102,10 @@ class CommandAgentSpec:
             if key in values:
                 raw = values[key]
                 values[key] = tuple(shlex.split(raw)) if isinstance(raw, str) else tuple(str(v) for v in raw)
+        if "binds" in values:
+            values["binds"] = tuple(str(Path(b).expanduser()) for b in values["binds"])
+        if isinstance(values.get("agent_dir"), str):
+            values["agent_dir"] = str(Path(values["agent_dir"]).expanduser())
         if "env" in values:
             if not isinstance(values["env"], dict):
                 raise UsageError("command agent: env must be a mapping of variable names to values")
