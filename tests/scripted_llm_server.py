@@ -18,13 +18,15 @@ from typing import Any
 
 from dojoflow.llm.tokens import approx_message_tokens, approx_tokens
 
-Responder = Callable[[dict[str, Any]], str]
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
 
 class ScriptedLLMServer:
     """``with ScriptedLLMServer(replies) as server: LLMClient("m", server.base_url)``.
 
     ``replies``: a list (served in order; the last one repeats) or a function ``request body -> reply text``.
+    A reply may also be a dict: the assistant message's fields (e.g. ``{"content": None, "tool_calls": [...]}``
+    for function calling), completed with ``role``; ``tool_call(name, arguments)`` builds one.
     ``statuses``: HTTP status codes to answer first, one per request, before scripted replies (retry tests).
 
     An exception inside a responder (a test's ``assert`` about the request) is answered with HTTP 500 and
@@ -72,14 +74,18 @@ class ScriptedLLMServer:
         if status != 200:
             payload = {"error": {"message": f"scripted status {status}"}}
         else:
-            prompt, completion = approx_message_tokens(body.get("messages", [])), approx_tokens(text)
+            message = {"role": "assistant", **text} if isinstance(text, dict) else {"role": "assistant",
+                                                                                      "content": text}
+            calls = message.get("tool_calls") or []
+            completion_text = (message.get("content") or "") + "".join(c["function"]["arguments"] for c in calls)
+            prompt, completion = approx_message_tokens(body.get("messages", [])), approx_tokens(completion_text)
             with self._lock:
                 self.usage["prompt_tokens"] += prompt
                 self.usage["completion_tokens"] += completion
             payload = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
                        "model": body.get("model"),
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                    "finish_reason": "stop"}]}
+                       "choices": [{"index": 0, "message": message,
+                                    "finish_reason": "tool_calls" if calls else "stop"}]}
             if self.include_usage:
                 payload["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                     "total_tokens": prompt + completion}
@@ -118,6 +124,12 @@ class ScriptedLLMServer:
         self._server.server_close()
         if self.errors and exc[0] is None:
             raise self.errors[0]
+
+
+def tool_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message that calls function ``name`` with ``arguments`` (OpenAI's tool-call format)."""
+    return {"content": None, "tool_calls": [{"id": f"call_{name}", "type": "function",
+                                             "function": {"name": name, "arguments": json.dumps(arguments)}}]}
 
 
 def last_user(body: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 COMMANDS = {"run", "demo", "grade", "medals", "report", "export", "serve", "deploy", "ui", "tasks", "cache",
-            "sandbox", "sweep", "episodes"}
+            "sandbox", "sweep", "episodes", "agents", "synth"}
 
 
 def test_help_lists_every_command():

@@ -169,3 +169,12 @@ def test_a_sweep_runs_under_each_protocol_and_records_it(protocol, prefect_api, 
     assert header["feedback_protocol"] == protocol and header["provenance"]["software"]["dojoflow"]
     report = (settings.sweeps_dir / name / "report.md").read_text()
     assert f"feedback protocol {protocol}" in report
+
+
+def test_command_agents_run_under_format_only_feedback():
+    """A command agent's only feedback is MLE-bench's validation endpoint (a format check)."""
+    command = {"command": "python agent.py"}
+    assert EpisodeConfig(task_id=TASK, command=command).protocol == "format-only"
+    assert EpisodeConfig(task_id=TASK).protocol == "public-test"
+    with pytest.raises(UsageError, match="format-only validation endpoint"):
+        EpisodeConfig(task_id=TASK, command=command, feedback="validation")

@@ -436,7 +436,7 @@ def check_tree_memory(d: Dojo, result: ExecutionResult, env: dict) -> None:
 
 def check_cpu_measured(d: Dojo, result: ExecutionResult, env: dict) -> None:
     assert result.ok, result.stderr[-500:]
-    assert result.cpu_s >= 0.5, f"a 1.5 s busy step reported {result.cpu_s} s of CPU"
+    assert result.cpu_s >= 0.9, f"a child that used 1 s of CPU was reported as {result.cpu_s} s of CPU"
     assert result.cpu_s <= result.duration_s * 2 + 1
 
 
@@ -798,7 +798,7 @@ ATTACKS = [
            local="pass", warm=True),
     Attack("cpu_time_is_measured_for_the_whole_tree",
            "import subprocess\n"
-           "busy = 'import time\\nt = time.time()\\nwhile time.time() - t < 1.5: pass'\n"
+           "busy = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 1.0: pass'\n"
            "subprocess.run([sys.executable, '-c', busy])\n"
            "report(done=True)\n",
            check_cpu_measured, limits=ExecutionLimits(timeout_s=30, max_output_bytes=1 << 20), warm=True),

@@ -363,3 +363,55 @@ class TestLiveDocker:
         started = time.monotonic()
         result = DockerBackend().run(request_for(episode, limits=ExecutionLimits(timeout_s=2)))
         assert result.timed_out and time.monotonic() - started < 20
+
+
+# -- command agents (bring your own agent) through the docker backend ---------------------------------------
+def test_whole_episode_request_mounts_and_stop_condition(episode, tmp_path):
+    from dojoflow.infra.sandbox import Mount
+
+    client = FakeClient(never_finishes=True)
+    out = tmp_path / "submission"
+    calls = []
+
+    def stop_when():
+        calls.append(1)
+        return "budget spent" if len(calls) >= 3 else None
+
+    workspace, public = episode
+    request = ExecutionRequest(("/usr/bin/true",), workspace, None, ExecutionLimits(timeout_s=30),
+                               workspace_inside="/home/agent", sealed=("/home",), stop_when=stop_when,
+                               mounts=(Mount(public, "/home/data"), Mount(out, "/home/submission", writable=True)))
+    started = time.monotonic()
+    result = DockerBackend(client=client).run(request)
+    assert result.stop_reason == "budget spent" and not result.timed_out and not result.ok
+    assert time.monotonic() - started < 10
+    kwargs = client.created[0].kwargs
+    assert kwargs["working_dir"] == "/home/agent" and kwargs["network_mode"] == "none" and kwargs["read_only"]
+    volumes = kwargs["volumes"]
+    assert volumes[str(workspace.resolve())] == {"bind": "/home/agent", "mode": "rw"}
+    assert volumes[str(public.resolve())] == {"bind": "/home/data", "mode": "ro"}
+    assert volumes[str(out.resolve())] == {"bind": "/home/submission", "mode": "rw"} and out.is_dir()
+    assert kwargs["environment"]["HOME"] == "/home/agent"
+
+
+def test_command_agent_image_episode_uses_the_engine(settings, monkeypatch):
+    from dojoflow.agents.external.runner import run_command_agent
+    from dojoflow.agents.external.spec import CommandAgentSpec
+    from dojoflow.dojo.env import MLEEnvironment
+
+    client = FakeClient(stdout=(b"agent says hi\n",))
+    env = MLEEnvironment("penguins-body-mass", sandbox=DockerBackend(client=client))
+    env.reset()
+    run = run_command_agent(env, CommandAgentSpec(image="my-agent:1", command="/start.sh", gateway=False), 60)
+    env.close()
+    (container,) = client.created
+    kwargs = container.kwargs
+    assert kwargs["image"] == "my-agent:1" and kwargs["network_mode"] == "none"
+    assert kwargs["command"][:2] == ["python", "/opt/dojoflow/forward.py"]  # the image's interpreter
+    assert kwargs["command"][-3:] == ["/bin/sh", "-c", "/start.sh"]
+    binds = {v["bind"]: v["mode"] for v in kwargs["volumes"].values()}
+    assert binds["/home/data"] == "ro" and binds["/home/submission"] == "rw" and binds["/run/dojoflow"] == "ro"
+    assert binds["/home/instructions.txt"] == "ro" and binds["/opt/dojoflow"] == "ro"
+    assert kwargs["environment"]["SUBMISSION_DIR"] == "/home/submission"
+    assert run.ended_by == "exit" and run.final_step is None and "left no file" in run.final_reason
+    assert "agent says hi" in (env.step_dir(0) / "stdout.txt").read_text()

@@ -101,7 +101,7 @@ class LLMAgent:
                  temperature: float | None = None, max_tokens: int | None = None, token_budget: int | None = None,
                  time_budget_s: float | None = None, timeout_s: float = 120.0, max_retries: int = 4,
                  cache: bool = True, cache_dir: str | None = None, client: LLMClient | None = None,
-                 artifacts_dir: str | None = None, **options: Any) -> None:
+                 artifacts_dir: str | None = None, gateway: bool = False, **options: Any) -> None:
         if options:
             raise UnknownOptionError(f"{self.name} agent: unknown options {', '.join(sorted(options))}")
         if api_key_env and not os.environ.get(api_key_env):
@@ -112,6 +112,9 @@ class LLMAgent:
                                           max_retries=max_retries, cache=cache, cache_dir=cache_dir)
         self.time_budget_s = time_budget_s
         self.artifacts_dir = artifacts_dir
+        self.use_gateway = gateway
+        self._gateway: Any = None
+        self._calls_seen = 0
         self.last_step_info: dict[str, Any] = {}
         self._gen: Plan | None = None
         self.info: dict[str, Any] = {}
@@ -123,6 +126,41 @@ class LLMAgent:
         episode's files to the artifact store."""
         if self.artifacts_dir is None:
             self.artifacts_dir = str(Path(episode_dir) / "agent")
+        if self.use_gateway and self._gateway is None:
+            self._start_gateway(Path(episode_dir) / "llm")
+
+    def _start_gateway(self, records_dir: Path) -> None:
+        """Send this agent's calls through an LLM gateway (``llm/gateway.py``), the one command agents use, so
+        both kinds of agent are accounted and recorded by the same mechanism: the upstream client keeps the
+        key and the retries; the agent's own client keeps the cache and the token budget and talks to the
+        gateway over a unix socket."""
+        import copy
+        import tempfile
+
+        import httpx
+
+        from dojoflow.llm.client import Usage
+        from dojoflow.llm.gateway import LLMGateway
+
+        upstream = copy.copy(self.client)
+        upstream.cache_dir, upstream._http = None, None
+        upstream.episode, upstream.step = Usage(), Usage()
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="dojoflow-gw-"))
+        self._gateway = LLMGateway(upstream, records_dir)
+        self._gateway.serve(self._socket_dir / "llm.sock")
+        self.client.base_url = "http://dojoflow-gateway/v1"
+        self.client._api_key, self.client.max_retries, self.client._http = None, 0, None  # retries: upstream's
+        self.client._transport = httpx.HTTPTransport(uds=str(self._socket_dir / "llm.sock"))
+
+    def close(self) -> None:
+        """Stop the gateway (if any); the episode driver calls this when the episode ends."""
+        if self._gateway is not None:
+            import shutil
+
+            self._gateway.close()
+            self._gateway = None
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self.client.close()
 
     # -- protocol -----------------------------------------------------------------------------------------------
     def reset(self, observation: Observation | None, seed: int) -> None:
@@ -149,6 +187,11 @@ class LLMAgent:
         usage = self.client.take_step_usage()
         self.max_call_tokens = max(self.max_call_tokens, usage.tokens // max(1, usage.calls))
         self.last_step_info = {"note": self.note or action.type, "model": self.client.model, **usage.to_info()}
+        if self._gateway is not None:  # the gateway's record of this step's calls
+            calls = self._gateway.calls[self._calls_seen:]
+            self._calls_seen += len(calls)
+            self.last_step_info["llm"] = [{"index": c.index, "model": c.model, "status": c.status, "tokens": c.tokens,
+                                           "cost_usd": round(c.cost_usd, 8), "latency_s": c.latency_s} for c in calls]
         if self.end_reason and action.type == "submit":
             self.last_step_info["end_reason"] = self.end_reason
         return action

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import typer
 
-from dojoflow.cli import cache, episodes, grading, housekeeping, results, sandbox, services, sweeps, synth, tasks
+from dojoflow.cli import (
+    agents,
+    cache,
+    episodes,
+    grading,
+    housekeeping,
+    results,
+    sandbox,
+    services,
+    sweeps,
+    synth,
+    tasks,
+)
 from dojoflow.cli.common import ErrorPolicyGroup
 
 app = typer.Typer(help="dojoflow: a workflow-orchestrated gym for machine-learning-engineering agents.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=ErrorPolicyGroup)
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(agents.app, name="agents")
 app.add_typer(cache.app, name="cache")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(sweeps.app, name="sweep")

@@ -13,7 +13,6 @@ from rich.table import Table
 from dojoflow.cli.common import console, fmt, prefect_ready
 from dojoflow.config import get_settings
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_SEED
-from dojoflow.dojo.feedback import DEFAULT_FEEDBACK
 from dojoflow.errors import UsageError
 from dojoflow.flows.config import EpisodeConfig
 
@@ -44,6 +43,28 @@ def agent_options(model: str | None, base_url: str | None, temperature: float | 
     return options
 
 
+def command_options(command: str | None, image: str | None, agent_dir: str | None, env: list[str],
+                    binds: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """A command agent's spec (as a dict) from the CLI; bad values fail here, before anything starts."""
+    from pathlib import Path
+
+    from dojoflow.agents.external.spec import CommandAgentSpec
+
+    variables = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --agent-env '{item}': use KEY=VALUE")
+        variables[key] = value
+    data: dict[str, Any] = {k: v for k, v in options.items() if k != "temperature"}
+    data.update({"command": command or "", "env": variables, "binds": [str(Path(b).resolve()) for b in binds]})
+    if image:
+        data["image"] = image
+    if agent_dir:
+        data["agent_dir"] = str(Path(agent_dir).resolve())
+    return CommandAgentSpec.from_dict(data).to_dict()
+
+
 def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow tasks list`)."),
         agent: str = typer.Option(DEFAULT_AGENT, help="baseline, react, aide, star, or an installed plugin."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed for the agent."),
@@ -58,9 +79,26 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
         token_budget: Optional[int] = typer.Option(None, "--token-budget", help="LLM tokens per episode."),
         agent_option: list[str] = typer.Option([], "--agent-option", help="KEY=VALUE agent option, e.g. "
                                                "num_drafts=3 (JSON values parsed; repeatable)."),
-        feedback: str = typer.Option(DEFAULT_FEEDBACK, "--feedback", help="Feedback protocol: public-test "
-                                     "(Kaggle-like, test-derived), validation (held-out training rows), format-only "
-                                     "or none. Only the last three are comparable with MLE-bench's leaderboard."),
+        feedback: Optional[str] = typer.Option(None, "--feedback", help="Feedback protocol: public-test (the "
+                                               "default; Kaggle-like, test-derived), validation (held-out training "
+                                               "rows), format-only (the default of command agents) or none. Only "
+                                               "the last three are comparable with MLE-bench's leaderboard."),
+        agent_command: Optional[str] = typer.Option(None, "--agent-command", help="Run this program as the agent "
+                                                    "for the whole episode (a shell command line run inside the "
+                                                    "sandbox with MLE-bench's paths; see docs/agents.md)."),
+        agent_image: Optional[str] = typer.Option(None, "--agent-image", help="A container image holding the "
+                                                  "agent (with --sandbox docker)."),
+        agent_dir: Optional[str] = typer.Option(None, "--agent-dir", help="A folder copied into /home/agent (the "
+                                                "command's working directory) before it starts."),
+        agent_env: list[str] = typer.Option([], "--agent-env", help="KEY=VALUE set for the command (repeatable; "
+                                            "never secrets: use the gateway's key)."),
+        agent_bind: list[str] = typer.Option([], "--agent-bind", help="A host folder the command needs, bound "
+                                             "read-only at the same path (repeatable), e.g. its virtualenv."),
+        agent_name: Optional[str] = typer.Option(None, "--agent-name", help="Label of a command agent in results "
+                                                 "(default: command)."),
+        wall_time: Optional[float] = typer.Option(None, "--wall-time", help="Wall-clock budget of the episode in "
+                                                  "seconds (a command agent is stopped then)."),
+        cost_budget: Optional[float] = typer.Option(None, "--cost-budget", help="LLM cost budget in USD."),
         no_prefect: bool = typer.Option(False, "--no-prefect", help="Run the same steps without Prefect."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result.")) -> None:
     """Run one episode (a Prefect flow run) and print the result. API keys come from DOJOFLOW_LLM_API_KEY or
@@ -70,12 +108,21 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
     from dojoflow.tasks_catalog.registry import get_task
 
     options = agent_options(model, base_url, temperature, token_budget, agent_option)
-    if agent in LLM_AGENTS and not options.get("model"):
+    command = None
+    if agent_command or agent_image:
+        command = command_options(agent_command, agent_image, agent_dir, agent_env, agent_bind, options)
+        agent, options = agent_name or "command", {}
+    elif any((agent_dir, agent_env, agent_bind, agent_name)):
+        raise UsageError("--agent-dir, --agent-env, --agent-bind and --agent-name are for command agents: give "
+                         "--agent-command (or --agent-image)")
+    if agent in LLM_AGENTS and not options.get("model") and command is None:
         raise UsageError(f"agent '{agent}' is an LLM scaffold: give --model (and --base-url for a local server)")
     config = EpisodeConfig(task_id=task_id, agent=agent, seed=seed, max_steps=max_steps, sandbox=sandbox,
-                           agent_options=options, feedback=feedback)
+                           agent_options=options, feedback=feedback, command=command, wall_time_s=wall_time,
+                           cost_budget_usd=cost_budget)
     get_task(task_id)  # fail fast, before starting Prefect, on an unknown task
-    make_agent(agent, **options)  # ... and on an unknown agent or option
+    if command is None:
+        make_agent(agent, **options)  # ... and on an unknown agent or option
     if as_json:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON object only
             result = drive_episode(config).to_dict() if no_prefect else prefect_run(config)
@@ -93,6 +140,9 @@ def print_result(r: dict) -> None:
                   f"HumanRank {r['human_rank']:.3f} ({r['leaderboard_provenance']} leaderboard)")
     console.print(f"  feedback protocol: {r['feedback_protocol']}"
                   + ("" if r["leaderboard_comparable"] else " (test-derived: not comparable with MLE-bench's board)"))
+    if r.get("ended_by"):
+        console.print(f"  agent ended: {r['ended_by']} ({r['end_reason']}); {r['llm_calls']} LLM calls, "
+                      f"{r['tokens']} tokens, ${r['cost_usd']:.4f}")
     console.print(f"  integrity: {'passed' if r['integrity'].get('passed') else 'FAILED'}; "
                   f"{r['steps']} steps in {r['wall_time_s']:.1f} s; sandbox {r['sandbox']}"
                   + ("" if r["sandbox_isolated"] else " (not isolated)"))

@@ -53,6 +53,8 @@ class EpisodeResult:
     cost_usd: float = 0.0
     llm_calls: int = 0
     sandbox_startup_s: float = 0.0  # the sandbox's own start-up (a warm worker importing its libraries)
+    ended_by: str = ""  # command agents: exit, crash, wall-time, idle, token-budget, cost-budget, ...
+    end_reason: str = ""  # command agents: why the program ended, in words
     sweep_id: str | None = None
     episode_key: str | None = None  # (sweep, agent, task, seed) for sweep episodes: recorded at most once
     mlflow_run_id: str | None = None

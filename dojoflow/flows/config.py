@@ -14,13 +14,17 @@ from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_REWARD_M
 from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
 from dojoflow.errors import UsageError
 
+COMMAND_FEEDBACK = "format-only"
+
 
 @dataclass(frozen=True)
 class EpisodeConfig:
     """One agent on one task with one seed and a budget.
 
     ``sweep_id`` is set for sweep episodes (the episode id is then derived from the idempotency key);
-    ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run.
+    ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run. ``command`` makes the episode
+    a command agent's (an external program run for the whole episode, see ``agents/external/``); ``agent``
+    is then only its label.
     """
 
     task_id: str
@@ -35,16 +39,28 @@ class EpisodeConfig:
     sweep_id: str | None = None
     parent_run_id: str | None = None
     agent_options: dict[str, Any] = field(default_factory=dict)
-    feedback: str = DEFAULT_FEEDBACK  # the feedback protocol (dojo/feedback.py)
+    feedback: str | None = None  # the feedback protocol (dojo/feedback.py); None: the default for the agent
+    command: dict[str, Any] | None = None  # a command agent (agents/external/spec.py); ``agent`` is its label
 
     def __post_init__(self) -> None:
-        feedback_protocol(self.feedback)  # an unknown name fails here, with the known ones
+        protocol = feedback_protocol(self.protocol)  # an unknown name fails here, with the known ones
+        if self.command is not None and protocol.name != COMMAND_FEEDBACK:
+            raise UsageError(f"a command agent gets MLE-bench's format-only validation endpoint: its feedback "
+                             f"protocol is '{COMMAND_FEEDBACK}', not '{protocol.name}'")
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise UsageError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
         for name in ("wall_time_s", "cost_budget_usd"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise UsageError(f"{name} must be > 0 when given, got {value!r}")
+
+    @property
+    def protocol(self) -> str:
+        """The feedback protocol the episode runs under: the one given, else public-test for in-harness
+        agents and format-only for command agents (they get MLE-bench's validation endpoint)."""
+        if self.feedback is not None:
+            return self.feedback
+        return COMMAND_FEEDBACK if self.command is not None else DEFAULT_FEEDBACK
 
     @property
     def episode_key(self) -> str | None:

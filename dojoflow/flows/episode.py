@@ -11,6 +11,7 @@ step. The seconds spent in each DAG step are kept in ``EpisodeResult.timings``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import json
 import platform
@@ -23,6 +24,9 @@ from typing import Any, NamedTuple
 
 from dojoflow import __version__
 from dojoflow.agents.base import Agent
+from dojoflow.agents.external.integrity import run_command_integrity_checks
+from dojoflow.agents.external.runner import CommandRun, check_ready, run_command_agent
+from dojoflow.agents.external.spec import CommandAgentSpec
 from dojoflow.agents.registry import make_agent
 from dojoflow.config import Settings, get_settings
 from dojoflow.dojo.actions import CODE_ACTIONS, Action
@@ -41,6 +45,7 @@ from dojoflow.tasks_catalog.spec import TaskSpec
 __all__ = ["EpisodeConfig", "EpisodeResult", "EpisodeSteps", "PLAIN_STEPS", "drive_episode"]
 
 NOT_ARTIFACTS = ("workspace", WORKSPACE_AT_END)  # episode folders kept on disk but not uploaded
+COMMAND_ARTIFACTS = ("code", "logs", "submission", "llm", "validation")  # a command agent's folders, in MLflow
 
 
 # -- the DAG's step functions -------------------------------------------------------------------------------
@@ -50,7 +55,7 @@ def data_prep(config: EpisodeConfig, spec: TaskSpec, settings: Settings, gpu: in
     env = MLEEnvironment(spec, seed=config.seed, max_steps=config.max_steps, reward_mode=config.reward_mode,
                          sandbox=config.sandbox, settings=settings, gpu=gpu, episode_id=config.episode_key,
                          wall_time_s=config.wall_time_s, cost_budget_usd=config.cost_budget_usd,
-                         feedback=config.feedback)
+                         feedback=config.protocol)
     observation, info = env.reset()
     return env, observation, info
 
@@ -76,15 +81,28 @@ def feedback_grading(env: MLEEnvironment, action: Action | None, result: Executi
     return env.finish_step(action, result, invalid_action=invalid_action, agent_info=agent_info)
 
 
-def final_grading(env: MLEEnvironment) -> None:
+def agent_run(env: MLEEnvironment, config: EpisodeConfig) -> CommandRun:
+    """A command agent's whole run in the sandbox (the episode's one execution step); see
+    ``agents/external/runner.py``."""
+    return run_command_agent(env, CommandAgentSpec.from_dict(config.command or {}), config.wall_time_s,
+                             config.cost_budget_usd)
+
+
+def final_grading(env: MLEEnvironment, step: int | None = None, reason: str | None = None) -> None:
     """Grade the chosen submission on the private part (already done if the agent submitted or a budget
-    ran out)."""
+    ran out). A command episode passes its step and reason (the file left in the submission path)."""
     if env.outcome is None:
-        env.grade_final(None, "the episode ended without a submission; the best valid one was graded")
+        outcome = env.grade_final(step, reason or "the episode ended without a submission; the best valid one was "
+                                                  "graded")
+        if step is None and reason:  # the caller knows better why there is nothing to grade
+            env.outcome = dataclasses.replace(outcome, reason=reason)
 
 
-def integrity_check(env: MLEEnvironment) -> dict[str, Any]:
-    """Was the result earned? (re-run in an emptied workspace, non-constant predictions)."""
+def integrity_check(env: MLEEnvironment, command_run: CommandRun | None = None) -> dict[str, Any]:
+    """Was the result earned? (re-run in an emptied workspace, non-constant predictions; for a command agent
+    the checks of ``agents/external/integrity.py``)."""
+    if command_run is not None:
+        return run_command_integrity_checks(env, command_run)
     if env.chosen_submission is None:
         return {"passed": False, "checks": [], "skipped": "no final submission"}
     return run_integrity_checks(env)
@@ -114,8 +132,14 @@ def record(env: MLEEnvironment, config: EpisodeConfig, result: EpisodeResult) ->
         artifacts = {"steps": env.episode_dir / "steps", "trajectory.jsonl": env.episode_dir / "trajectory.jsonl"}
         if env.chosen_submission is not None:
             artifacts["final_submission.csv"] = env.chosen_submission
+        if config.command is not None:
+            tags["dojoflow.ended_by"] = result.ended_by
+        # a command agent's code, logs and validation records; the LLM gateway's records (any agent using it)
+        artifacts.update({name: env.episode_dir / name for name in COMMAND_ARTIFACTS
+                          if (env.episode_dir / name).exists()})
         run = TrackedRun(env.episode_id, f"{config.agent}/{config.task_id}/seed{config.seed}",
-                         tracking_params(config, result), result.metrics(), step_metrics(env), tags, artifacts)
+                         tracking_params(config, result), result.metrics(), step_metrics(env), tags, artifacts,
+                         call_metrics=llm_call_metrics(env))
         result.mlflow_run_id, result.tracking_error = record_tracking(settings, run)
     return result
 
@@ -134,13 +158,21 @@ def tracking_params(config: EpisodeConfig, result: EpisodeResult) -> dict[str, A
             "sklearn_version": sklearn.__version__, "python": platform.python_version(),
             "host": socket.gethostname(), "user": getpass.getuser(),
             "leaderboard_provenance": result.leaderboard_provenance,
-            "model": config.agent_options.get("model") or "",
+            "model": config.agent_options.get("model") or (config.command or {}).get("model") or "",
             "agent_options": json.dumps(config.agent_options, default=str, sort_keys=True),
             "feedback_protocol": result.feedback_protocol, "leaderboard_comparable": result.leaderboard_comparable,
             "grading_mode": result.provenance.get("grading_mode", ""), "commit": result.provenance.get(
                 "software", {}).get("commit", ""),
             "hardware": json.dumps(result.provenance.get("hardware", {}), sort_keys=True),
-            "provenance_key": provenance_key(result.provenance)}
+            "provenance_key": provenance_key(result.provenance),
+            **({"agent_command": json.dumps(config.command, default=str, sort_keys=True)} if config.command else {})}
+
+
+def llm_call_metrics(env: MLEEnvironment) -> list[dict[str, float | None]]:
+    """Per-call MLflow metrics of the LLM gateway (logged as ``llm_call_<name>`` at each call index)."""
+    calls = [call for s in env.history for call in s.agent.get("llm", [])]
+    return [{"tokens": c.get("tokens"), "cost_usd": c.get("cost_usd"), "latency_s": c.get("latency_s"),
+             "status": c.get("status")} for c in calls]
 
 
 def step_metrics(env: MLEEnvironment) -> list[dict[str, float | None]]:
@@ -174,10 +206,11 @@ class EpisodeSteps(NamedTuple):
     final_grading: Callable
     integrity_check: Callable
     record: Callable
+    agent_run: Callable = agent_run  # a command agent's whole run: the execution step of its episode
 
 
 PLAIN_STEPS = EpisodeSteps(data_prep, agent_step, execution, feedback_grading, final_grading, integrity_check,
-                           record)
+                           record, agent_run)
 
 
 class _Timed:
@@ -212,6 +245,8 @@ def drive_episode(config: EpisodeConfig, steps: EpisodeSteps = PLAIN_STEPS, sett
 
 def _drive(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Settings, flow_run_id: str | None,
            agent: Agent | None, gpu: int | None) -> EpisodeResult:
+    if config.command is not None:
+        return _drive_command(config, spec, steps, settings, flow_run_id, gpu)
     started = time.monotonic()
     env, observation, _ = steps.data_prep(config, spec, settings, gpu)
     try:
@@ -233,11 +268,40 @@ def _drive(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Setti
         _save_partial(env, config)
         raise
     finally:
+        if agent is not None and hasattr(agent, "close"):  # e.g. an LLM scaffold's gateway
+            agent.close()
         env.close()
+    return _finish(env, config, steps, integrity, started, flow_run_id)
+
+
+def _finish(env: MLEEnvironment, config: EpisodeConfig, steps: _Timed, integrity: dict[str, Any], started: float,
+            flow_run_id: str | None, run: CommandRun | None = None) -> EpisodeResult:
     episode = summarize(env, config.agent, time.monotonic() - started, integrity, sweep_id=config.sweep_id,
                         episode_key=config.episode_key, agent_options=config.agent_options)
+    if run is not None:
+        episode.ended_by, episode.end_reason = run.ended_by, run.end_reason
+        episode.sandbox = run.result.backend  # where the program ran (the warm mode's inner backend)
     episode.flow_run_id = flow_run_id
     episode.timings = {name: round(seconds, 4) for name, seconds in steps.seconds.items()}
     episode = steps.record(env, config, episode)
     episode.timings["record"] = round(steps.seconds["record"], 4)
     return episode
+
+
+def _drive_command(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Settings,
+                   flow_run_id: str | None, gpu: int | None) -> EpisodeResult:
+    """A command agent's episode: data-prep, the agent's run (execution), final-grading, integrity-check,
+    record."""
+    check_ready(CommandAgentSpec.from_dict(config.command or {}))  # bad options fail before any work
+    started = time.monotonic()
+    env, _, _ = steps.data_prep(config, spec, settings, gpu)
+    try:
+        run = steps.agent_run(env, config)
+        steps.final_grading(env, run.final_step, run.final_reason)
+        integrity = steps.integrity_check(env, run)
+    except KeyboardInterrupt:
+        _save_partial(env, config)
+        raise
+    finally:
+        env.close()
+    return _finish(env, config, steps, integrity, started, flow_run_id, run)

@@ -36,6 +36,7 @@ PREFECT_STEPS = plain.EpisodeSteps(
     final_grading=_as_task(plain.final_grading, "final-grading"),
     integrity_check=_as_task(plain.integrity_check, "integrity-check"),
     record=_as_task(plain.record, "record"),
+    agent_run=_as_task(plain.agent_run, "execution"),  # a command agent's whole run is its execution step
 )
 
 

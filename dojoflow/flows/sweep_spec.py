@@ -5,9 +5,13 @@ name: baseline-lite                 # the sweep id: re-running the same name res
 agents:
   - name: baseline                  # an agent from the registry
     options: {models: 2}            # passed to the agent's constructor
+  - name: my-agent                  # a command agent: any program, run for the whole episode (name: a label)
+    command: "python agent.py"      # or image: for the docker backend; see docs/agents.md
+    options: {agent_dir: ./my_agent, model: gpt-4o-mini, token_budget: 200000}
 tasks: [breast-cancer, digits]      # task ids, or split:NAME for every task tagged with that split
 seeds: [0, 1, 2]                    # a list, or a count (3 means 0, 1, 2)
 budget: {max_steps: 6, episode_timeout_s: 1800}   # a deployment run not done by then counts as crashed
+                                    # also wall_time_s and cost_budget_usd (per episode)
 sandbox: auto                       # auto, bwrap, warm, docker or local
 feedback: public-test               # feedback protocol: public-test, validation, format-only or none
 concurrency: {episodes: 2}          # episodes at once (a Prefect global concurrency limit)
@@ -31,7 +35,7 @@ from typing import Any
 import yaml
 
 from dojoflow.defaults import DEFAULT_MAX_STEPS
-from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, PROTOCOLS
+from dojoflow.dojo.feedback import PROTOCOLS
 from dojoflow.errors import SweepSpecError
 from dojoflow.tasks_catalog.spec import FieldReader
 
@@ -40,9 +44,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 TOP_LEVEL_KEYS = ("name", "agents", "tasks", "seeds", "budget", "sandbox", "feedback", "concurrency", "retries",
                   "deployment", "tracking", "storage")
-SECTION_KEYS = {"budget": ("max_steps", "episode_timeout_s"), "concurrency": ("episodes",), "tracking": ("uri",),
-                "storage": ("artifacts", "s3_endpoint_url")}
-AGENT_KEYS = ("name", "options")
+SECTION_KEYS = {"budget": ("max_steps", "episode_timeout_s", "wall_time_s", "cost_budget_usd"),
+                "concurrency": ("episodes",), "tracking": ("uri",), "storage": ("artifacts", "s3_endpoint_url")}
+AGENT_KEYS = ("name", "options", "command", "image")
 DEFAULT_EPISODE_TIMEOUT_S = 1800.0
 
 
@@ -52,6 +56,7 @@ class AgentEntry:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    command: dict[str, Any] | None = None  # a command agent's spec (agents/external/spec.py), as a dict
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class SweepSpec:
     seeds: tuple[int, ...]
     max_steps: int = DEFAULT_MAX_STEPS
     episode_timeout_s: float = DEFAULT_EPISODE_TIMEOUT_S
+    wall_time_s: float | None = None
+    cost_budget_usd: float | None = None
     sandbox: str | None = None
     concurrency: int = 1
     retries: int = 1
@@ -71,7 +78,7 @@ class SweepSpec:
     tracking_uri: str | None = None
     artifacts: str | None = None
     s3_endpoint_url: str | None = None
-    feedback: str = DEFAULT_FEEDBACK
+    feedback: str | None = None  # None: each agent's default (EpisodeConfig.protocol)
 
     def episodes(self) -> list[tuple[AgentEntry, str, int]]:
         """Every (agent, task, seed), in a stable order."""
@@ -79,13 +86,46 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as YAML-ready data (what :func:`parse_sweep_spec` reads)."""
-        return {"name": self.name, "agents": [{"name": a.name, "options": a.options} for a in self.agents],
+        return {"name": self.name, "agents": [_agent_dict(a) for a in self.agents],
                 "tasks": list(self.tasks), "seeds": list(self.seeds),
-                "budget": {"max_steps": self.max_steps, "episode_timeout_s": self.episode_timeout_s},
+                "budget": {"max_steps": self.max_steps, "episode_timeout_s": self.episode_timeout_s,
+                           **({"wall_time_s": self.wall_time_s} if self.wall_time_s is not None else {}),
+                           **({"cost_budget_usd": self.cost_budget_usd} if self.cost_budget_usd is not None else {})},
                 "sandbox": self.sandbox, "feedback": self.feedback, "concurrency": {"episodes": self.concurrency},
                 "retries": self.retries,
                 "deployment": self.deployment, "tracking": {"uri": self.tracking_uri},
                 "storage": {"artifacts": self.artifacts, "s3_endpoint_url": self.s3_endpoint_url}}
+
+
+def _agent_dict(agent: AgentEntry) -> dict[str, Any]:
+    if agent.command is None:
+        return {"name": agent.name, "options": agent.options}
+    command = dict(agent.command)
+    head = {k: command.pop(k) for k in ("command", "image") if command.get(k)}
+    return {"name": agent.name, **head, "options": command}
+
+
+def _command_agent(r: FieldReader, entry: dict[str, Any], where: str, name: str) -> AgentEntry:
+    """A command agent entry: ``command`` and/or ``image``, its spec's other fields in ``options``."""
+    from dojoflow.agents.external.spec import CommandAgentSpec
+    from dojoflow.errors import DojoflowError
+
+    if not NAME.match(name):
+        raise r.fail(f"{where}.name", "a command agent's name is a label: 1-64 letters, digits, '.', '_' or '-'")
+    data = dict(r.get(entry, "options", where, dict, {}))
+    for key in ("command", "image"):
+        if key in entry:
+            data[key] = entry[key]
+    spec_file = Path(r.file)
+    base = spec_file.parent if spec_file.is_file() else Path.cwd()  # relative paths: from the spec's folder
+    if isinstance(data.get("agent_dir"), str):
+        data["agent_dir"] = str((base / Path(data["agent_dir"]).expanduser()).resolve())
+    if isinstance(data.get("binds"), list):
+        data["binds"] = [str((base / Path(str(b)).expanduser()).resolve()) for b in data["binds"]]
+    try:
+        return AgentEntry(name, {}, CommandAgentSpec.from_dict(data).to_dict())
+    except DojoflowError as exc:
+        raise r.fail(where, str(exc)) from None
 
 
 def _expand_tasks(r: FieldReader, entries: list) -> tuple[str, ...]:
@@ -127,6 +167,9 @@ def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
         entry = {"name": entry} if isinstance(entry, str) else r.mapping(entry, f"agents[{i}]")
         r.known_keys(entry, f"agents[{i}]", AGENT_KEYS)
         agent = r.get(entry, "name", f"agents[{i}]", str)
+        if "command" in entry or "image" in entry:
+            agents.append(_command_agent(r, entry, f"agents[{i}]", agent))
+            continue
         if agent not in known_agents:
             raise r.fail(f"agents[{i}].name", f"unknown agent '{agent}'; known agents: {', '.join(known_agents)}")
         agents.append(AgentEntry(agent, dict(r.get(entry, "options", f"agents[{i}]", dict, {}))))
@@ -144,12 +187,14 @@ def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
         name=name, agents=tuple(agents), tasks=_expand_tasks(r, r.get(data, "tasks", "", list)), seeds=seeds,
         max_steps=r.get(budget, "max_steps", "budget", int, DEFAULT_MAX_STEPS),
         episode_timeout_s=r.get(budget, "episode_timeout_s", "budget", float, DEFAULT_EPISODE_TIMEOUT_S),
+        wall_time_s=r.get(budget, "wall_time_s", "budget", float, None),
+        cost_budget_usd=r.get(budget, "cost_budget_usd", "budget", float, None),
         sandbox=r.get(data, "sandbox", "", str, None),
         concurrency=r.get(concurrency, "episodes", "concurrency", int, 1), retries=r.get(data, "retries", "", int, 1),
         deployment=r.get(data, "deployment", "", str, None), tracking_uri=r.get(tracking, "uri", "tracking", str, None),
         artifacts=r.get(storage, "artifacts", "storage", str, None),
         s3_endpoint_url=r.get(storage, "s3_endpoint_url", "storage", str, None),
-        feedback=r.choice(data, "feedback", "", tuple(PROTOCOLS)) if "feedback" in data else DEFAULT_FEEDBACK,
+        feedback=r.choice(data, "feedback", "", tuple(PROTOCOLS)) if data.get("feedback") is not None else None,
     )
     if spec.max_steps < 1 or spec.concurrency < 1 or spec.retries < 0:
         raise r.fail("budget/concurrency/retries", "max_steps and episodes must be >= 1, retries >= 0")

@@ -251,14 +251,21 @@ class LLMClient:
             self._http.close()
             self._http = None
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***``."""
         return text.replace(self._api_key, "***") if self._api_key else text
 
     def _post(self, body: dict[str, Any]) -> ChatResponse:
+        data, latency = self.post_raw(body)
+        return self._parse(body, data, latency)
+
+    def post_raw(self, body: dict[str, Any], path: str = "/chat/completions") -> tuple[dict[str, Any], float]:
+        """POST ``body`` to ``{base_url}{path}`` with the key, retries and backoff; the decoded JSON answer and
+        the latency of the successful attempt (the LLM gateway forwards the answer as it is)."""
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        url = f"{self.base_url}/chat/completions"
+        url = f"{self.base_url}{path}"
         last = ""
         for attempt in range(self.max_retries + 1):
             started = time.monotonic()
@@ -266,12 +273,16 @@ class LLMClient:
             try:
                 reply = self._client().post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:  # connection refused, timeouts, protocol errors
-                last = f"{type(exc).__name__}: {self._redact(str(exc))}"
+                last = f"{type(exc).__name__}: {self.redact(str(exc))}"
             else:
                 latency = time.monotonic() - started
                 if reply.status_code == 200:
-                    return self._parse(body, reply, latency)
-                last = f"HTTP {reply.status_code}: {self._redact(reply.text[:500])}"
+                    try:
+                        return reply.json(), latency
+                    except ValueError:
+                        raise LLMError(f"unexpected response from {self.base_url}: "
+                                       f"{self.redact(reply.text[:300])}") from None
+                last = f"HTTP {reply.status_code}: {self.redact(reply.text[:500])}"
                 if reply.status_code not in RETRY_STATUS:
                     raise LLMError(f"{url} answered {last}")
                 retry_after = reply.headers.get("retry-after")
@@ -286,18 +297,32 @@ class LLMClient:
                 time.sleep(delay)
         raise LLMError(f"{url} failed after {self.max_retries + 1} attempts; last error: {last}")
 
-    def _parse(self, body: dict[str, Any], reply: httpx.Response, latency: float) -> ChatResponse:
+    def _parse(self, body: dict[str, Any], data: dict[str, Any], latency: float) -> ChatResponse:
         try:
-            data = reply.json()
             message = data["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise LLMError(f"unexpected response from {self.base_url}: {self._redact(reply.text[:300])}") from None
+        except (KeyError, IndexError, TypeError):
+            raise LLMError(f"unexpected response from {self.base_url}: "
+                           f"{self.redact(json.dumps(data)[:300])}") from None
         text = message.get("content") or ""
-        usage = data.get("usage") or {}
-        estimated = not usage.get("prompt_tokens")
-        prompt = int(usage.get("prompt_tokens") or approx_message_tokens(body["messages"]))
-        completion = int(usage.get("completion_tokens") or (approx_tokens(text) if estimated else 0))
+        prompt, completion, estimated = token_counts(body, data)
         return ChatResponse(text=text, prompt_tokens=prompt, completion_tokens=completion,
                             cost_usd=self.price.cost(prompt, completion), latency_s=round(latency, 4), cached=False,
                             model=data.get("model") or self.model, usage_estimated=estimated,
                             price_known=self.price.known)
+
+
+def token_counts(body: dict[str, Any], data: dict[str, Any]) -> tuple[int, int, bool]:
+    """(prompt tokens, completion tokens, estimated) of one chat completion: the response's ``usage``, else
+    estimates from the request's messages and the reply (content and tool-call arguments)."""
+    usage = data.get("usage") or {}
+    estimated = not usage.get("prompt_tokens")
+    prompt = int(usage.get("prompt_tokens") or approx_message_tokens(body.get("messages") or []))
+    completion = usage.get("completion_tokens")
+    if completion is None or estimated:
+        texts = []
+        for choice in data.get("choices") or []:
+            message = choice.get("message") or {}
+            texts.append(message.get("content") or "")
+            texts += [(call.get("function") or {}).get("arguments") or "" for call in message.get("tool_calls") or []]
+        completion = completion if completion is not None and not estimated else approx_tokens("\n".join(texts))
+    return prompt, int(completion), estimated

@@ -29,13 +29,14 @@ class TrackedRun:
     step_metrics: list[dict[str, float | None]]
     tags: dict[str, str]
     artifacts: dict[str, Path] = field(default_factory=dict)
+    call_metrics: list[dict[str, float | None]] = field(default_factory=list)  # per LLM-gateway call
 
 
 def _deliver_tracked(settings: Settings, meta: dict[str, Any], files: dict[str, Path]) -> str:
     from dojoflow.storage.tracking import record_run
 
     return record_run(settings, meta["run_name"], meta["params"], meta["metrics"], meta["step_metrics"],
-                      meta["tags"], files, episode_id=meta["episode_id"])
+                      meta["tags"], files, episode_id=meta["episode_id"], call_metrics=meta.get("call_metrics"))
 
 
 def _artifact_files(artifacts: dict[str, Path]) -> dict[str, Path]:

@@ -31,6 +31,7 @@ from dojoflow.storage.files import link_or_copy, link_tree
 
 EXPERIMENT = "dojoflow"
 MAX_PARAM_CHARS = 6000  # MLflow rejects longer param values
+MAX_BATCH_METRICS = 1000  # MLflow rejects a log_batch with more metrics
 REACHABLE_TIMEOUT_S = 5.0
 HTTP_RETRIES = "2"  # MLflow's default (7, exponential backoff) waits minutes on a dead server
 HTTP_TIMEOUT_S = "30"
@@ -106,10 +107,12 @@ def experiment_id(client, settings: Settings, name: str = EXPERIMENT) -> str:
 
 def record_run(settings: Settings, run_name: str, params: dict[str, Any], metrics: dict[str, float | None],
                step_metrics: list[dict[str, float | None]], tags: dict[str, str],
-               artifacts: dict[str, Path], episode_id: str | None = None) -> str:
+               artifacts: dict[str, Path], episode_id: str | None = None,
+               call_metrics: list[dict[str, float | None]] | None = None) -> str:
     """Create one finished MLflow run with params, final and per-step metrics, tags and artifacts.
 
-    ``artifacts`` maps an artifact path in the run to a local file or directory. With an ``episode_id``
+    ``artifacts`` maps an artifact path in the run to a local file or directory; ``call_metrics`` are the
+    LLM gateway's per-call figures (``llm_call_<name>`` at each call's index). With an ``episode_id``
     (also in ``tags`` as ``dojoflow.episode_id``) the run is idempotent: a finished run of that episode is
     returned as it is, and an unfinished one (a recording that crashed) is deleted before the new run is
     created - so re-delivering a parked run, or re-recording a retried sweep episode, never makes two.
@@ -129,9 +132,13 @@ def record_run(settings: Settings, run_name: str, params: dict[str, Any], metric
     metric_rows = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
     for index, values in enumerate(step_metrics):
         metric_rows += [Metric(f"step_{k}", float(v), now, index) for k, v in values.items() if v is not None]
-    client.log_batch(run_id, metrics=metric_rows,
+    for index, values in enumerate(call_metrics or []):  # one per LLM-gateway call, at the call's index
+        metric_rows += [Metric(f"llm_call_{k}", float(v), now, index) for k, v in values.items() if v is not None]
+    client.log_batch(run_id, metrics=metric_rows[:MAX_BATCH_METRICS],
                      params=[Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()],
                      tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    for start in range(MAX_BATCH_METRICS, len(metric_rows), MAX_BATCH_METRICS):  # MLflow's per-batch limit
+        client.log_batch(run_id, metrics=metric_rows[start:start + MAX_BATCH_METRICS])
     log_artifacts(client, run_id, run.info.artifact_uri, artifacts)
     client.set_terminated(run_id, "FINISHED")
     return run_id

@@ -13,9 +13,16 @@ Layers, each its own module:
 Nothing the agent's code does may raise out of ``run``.
 """
 
-from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest, ExecutionResult, ProcessHost, SandboxBackend
+from dojoflow.infra.sandbox.base import (
+    ExecutionLimits,
+    ExecutionRequest,
+    ExecutionResult,
+    Mount,
+    ProcessHost,
+    SandboxBackend,
+)
 from dojoflow.infra.sandbox.process import python_command
 from dojoflow.infra.sandbox.registry import backend_names, get_backend, register_backend
 
-__all__ = ["ExecutionLimits", "ExecutionRequest", "ExecutionResult", "ProcessHost", "SandboxBackend",
+__all__ = ["ExecutionLimits", "ExecutionRequest", "ExecutionResult", "Mount", "ProcessHost", "SandboxBackend",
            "backend_names", "get_backend", "python_command", "register_backend"]

@@ -46,11 +46,31 @@ class ExecutionLimits:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host file or folder an isolated backend binds at ``inside`` (read-only unless ``writable``).
+
+    Writable mounts are treated like the workspace: handed to the sandbox uid before the run and checked
+    after it (symlinks leading out removed, special files removed).
+    """
+
+    host: Path
+    inside: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
 class ExecutionRequest:
     """What to run and where. ``public_dir`` is exposed read-only as ``data/`` inside the workspace.
 
     ``hidden``: host folders an isolated backend must not expose even where they lie inside what it binds
     (the installed data folders that hold tasks' source datasets; see ``tasks_catalog/exposure.py``).
+
+    For a whole-episode program (a command agent, ``agents/external/``) the layout can differ from a step's:
+    ``workspace_inside`` is where the workspace appears (default ``/workspace``; it is also ``HOME`` and
+    the working directory), ``mounts`` are further binds, ``sealed`` are folders created empty and made
+    read-only once the mounts under them are in place (so only those mounts are writable there), and
+    ``stop_when`` is polled while the command runs: a non-empty string stops it, and becomes the result's
+    ``stop_reason``.
     """
 
     command: tuple[str, ...]
@@ -60,6 +80,10 @@ class ExecutionRequest:
     gpu: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     hidden: tuple[Path, ...] = ()
+    workspace_inside: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    sealed: tuple[str, ...] = ()
+    stop_when: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -82,6 +106,7 @@ class ExecutionResult:
     error: str | None = None  # the harness could not start the command at all
     gpu_peak_memory_mb: float | None = None  # where a GPU was assigned and nvidia-smi answers
     startup_s: float = 0.0  # spent before the code ran, starting the backend's environment (a warm worker)
+    stop_reason: str | None = None  # the request's ``stop_when`` stopped the command, and why
 
     @classmethod
     def not_started(cls, backend: str, isolated: bool, error: str, duration_s: float = 0.0) -> ExecutionResult:
@@ -92,12 +117,15 @@ class ExecutionResult:
     @property
     def ok(self) -> bool:
         """The code ran to the end and exited 0 within every limit."""
-        return self.exit_code == 0 and not (self.timed_out or self.oom or self.output_limited or self.error)
+        return self.exit_code == 0 and not (self.timed_out or self.oom or self.output_limited or self.error
+                                            or self.stop_reason)
 
     def failure_message(self, limits: ExecutionLimits) -> str | None:
         """A one-line explanation of why the step failed, or None when it succeeded."""
         if self.error:
             return f"the sandbox could not run the code: {self.error}"
+        if self.stop_reason:
+            return f"stopped: {self.stop_reason}"
         if self.timed_out and self.oom:
             return (f"out of memory, then timed out: processes of the step were killed for exceeding the memory "
                     f"limit of {limits.memory_mb} MB (all processes together), and the rest ran past the step "

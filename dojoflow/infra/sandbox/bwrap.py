@@ -228,6 +228,8 @@ class BwrapBackend:
         opts += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/dev/shm",
                  "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/tmp"]
+        for folder in request.sealed:  # before the Python binds: one of them may lie inside
+            opts += ["--perms", "0755", "--tmpfs", folder]
         opts += self._python_binds()
         opts += self._data_covers(request)
         if request.gpu is not None:
@@ -237,10 +239,16 @@ class BwrapBackend:
             for parent in reversed(Path(inside).parents[:-1]):  # world-traversable, whatever the host's modes
                 opts += ["--perms", "0755", "--dir", str(parent)]
             opts += ["--perms", "0755", "--dir", inside, mode, str(host), inside]
-        opts += ["--bind", str(request.workspace), SANDBOX_WORKSPACE]
+        workspace = request.workspace_inside or SANDBOX_WORKSPACE
+        opts += self._parents(workspace) + ["--bind", str(request.workspace), workspace]
         if request.public_dir is not None:
-            opts += ["--ro-bind", str(Path(request.public_dir).resolve()), f"{SANDBOX_WORKSPACE}/{DATA_DIR}"]
-        opts += ["--chdir", SANDBOX_WORKSPACE, "--info-fd", "4"]  # written once the sandbox process exists
+            opts += ["--ro-bind", str(Path(request.public_dir).resolve()), f"{workspace}/{DATA_DIR}"]
+        for mount in request.mounts:
+            opts += self._parents(mount.inside)
+            opts += ["--bind" if mount.writable else "--ro-bind", str(Path(mount.host).resolve()), mount.inside]
+        for folder in request.sealed:  # only the mounts inside stay writable
+            opts += ["--remount-ro", folder]
+        opts += ["--chdir", workspace, "--info-fd", "4"]  # written once the sandbox process exists
         if USERNS_FILTER is not None:
             opts += ["--seccomp", "5"]  # no new user namespaces (see seccomp.py)
         return opts
@@ -285,6 +293,14 @@ class BwrapBackend:
                     opts += ["--perms", "0755", "--dir", str(parent)]
             opts += ["--ro-bind", str(b), str(b)]
         return opts
+
+    @staticmethod
+    def _parents(inside: str) -> list[str]:
+        """The parent folders of a mount point inside, world-traversable."""
+        out: list[str] = []
+        for parent in reversed(Path(inside).parents[:-1]):
+            out += ["--perms", "0755", "--dir", str(parent)]
+        return out
 
     @staticmethod
     def _dirs_for(path: Path, bound: Sequence[Path]) -> list[str]:
@@ -339,7 +355,7 @@ class BwrapBackend:
                     writable_binds: Sequence[tuple[Path, str]] = ()) -> tuple[list[str], dict[str, str], Path]:
         """The complete command line for ``request.command`` (options and /etc files written under ``scratch``);
         returns (argv, environment, info file)."""
-        env = sandbox_environment(request, SANDBOX_WORKSPACE)
+        env = sandbox_environment(request, request.workspace_inside or SANDBOX_WORKSPACE)
         self._write_etc(scratch, uid if uid is not None else os.getuid(), uid if uid is not None else os.getgid())
         options = self.options(request, env, scratch, uid, extra_binds, writable_binds)
         options_file, info_file, filter_file = scratch / "options", scratch / "info", scratch / "seccomp"
@@ -376,8 +392,8 @@ class BwrapBackend:
 
     # -- ProcessHost (warm mode) ------------------------------------------------------------------------------
     def workspace_inside(self, request: ExecutionRequest) -> str:
-        """The workspace is mounted at ``/workspace``."""
-        return SANDBOX_WORKSPACE
+        """The workspace is mounted at ``/workspace`` (unless the request says otherwise)."""
+        return request.workspace_inside or SANDBOX_WORKSPACE
 
     def prepare_step(self, request: ExecutionRequest) -> StepContext:
         """Mount points and ownership, as before a cold step."""

@@ -37,7 +37,7 @@ from typing import Any
 
 from dojoflow.infra.sandbox.base import ExecutionRequest, ExecutionResult
 from dojoflow.infra.sandbox.capture import BoundedStream, captured_result
-from dojoflow.infra.sandbox.process import STREAM_JOIN_S, sandbox_environment
+from dojoflow.infra.sandbox.process import STREAM_JOIN_S, sandbox_environment, wait_or_stop
 from dojoflow.infra.sandbox.workspace import (
     DATA_DIR,
     SANDBOX_WORKSPACE,
@@ -228,7 +228,7 @@ class DockerBackend:
 
     def environment(self, request: ExecutionRequest) -> dict[str, str]:
         """The step's clean environment, adapted to the image (PATH, user names, the GPU as device 0)."""
-        env = sandbox_environment(request, SANDBOX_WORKSPACE)
+        env = sandbox_environment(request, request.workspace_inside or SANDBOX_WORKSPACE)
         if "PATH" not in request.extra_env:
             env["PATH"] = CONTAINER_PATH  # the host venv's bin directory does not exist in the image
         for key in ("USER", "LOGNAME"):  # the uid has no passwd entry in the image; getpass.getuser() reads these
@@ -246,15 +246,18 @@ class DockerBackend:
         docker = _docker()
         limits = request.limits
         tmp_mb = max(16, min(limits.memory_mb, limits.max_file_mb))
-        volumes = {str(request.workspace): {"bind": SANDBOX_WORKSPACE, "mode": "rw"}}
+        workspace = request.workspace_inside or SANDBOX_WORKSPACE
+        volumes = {str(request.workspace): {"bind": workspace, "mode": "rw"}}
         if request.public_dir is not None:
-            volumes[str(request.public_dir)] = {"bind": f"{SANDBOX_WORKSPACE}/{DATA_DIR}", "mode": "ro"}
+            volumes[str(request.public_dir)] = {"bind": f"{workspace}/{DATA_DIR}", "mode": "ro"}
+        for mount in request.mounts:  # the root filesystem is read-only, so ``sealed`` folders need nothing more
+            volumes[str(Path(mount.host).resolve())] = {"bind": mount.inside, "mode": "rw" if mount.writable else "ro"}
         episode = self.episode_for(request)
         kwargs: dict[str, Any] = dict(
             image=self.image_for(request),
             command=self.container_command(request),
             name=f"dojoflow-{_safe_name(episode)}-{uuid.uuid4().hex[:8]}",
-            working_dir=SANDBOX_WORKSPACE,
+            working_dir=workspace,
             volumes=volumes,
             environment=self.environment(request),
             user=self.user_for(request),
@@ -368,16 +371,17 @@ class DockerBackend:
 
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
-        waiter.join(limits.timeout_s)  # container.wait(timeout=) is an HTTP timeout, not a job limit
-        timed_out = waiter.is_alive()
-        if timed_out:
+        # container.wait(timeout=) is an HTTP timeout, not a job limit
+        stop_reason = wait_or_stop(waiter, start + limits.timeout_s, request.stop_when)
+        timed_out = waiter.is_alive() and stop_reason is None
+        if waiter.is_alive():
             kill()
             waiter.join(30)
         duration = time.monotonic() - start
         finished.set()
         out.join(STREAM_JOIN_S)
         err.join(STREAM_JOIN_S)
-        if "error" in waited and not timed_out:
+        if "error" in waited and not (timed_out or stop_reason):
             raise waited["error"]
         status = waited.get("status") or {}
         exit_code = status.get("StatusCode") if isinstance(status, dict) else None
@@ -390,5 +394,7 @@ class DockerBackend:
                 exit_code = state.get("ExitCode")
         except Exception:
             pass
-        return captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration, cpu_s=0.0,
-                               peak_memory_mb=0.0, backend=self.name, isolated=self.isolated, oom_killed=oom_killed)
+        result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration, cpu_s=0.0,
+                                 peak_memory_mb=0.0, backend=self.name, isolated=self.isolated, oom_killed=oom_killed)
+        result.stop_reason = stop_reason
+        return result

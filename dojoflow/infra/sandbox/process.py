@@ -113,13 +113,20 @@ def run_limited(argv: list[str], request: ExecutionRequest, env: dict[str, str],
     waiter = threading.Thread(target=lambda: waited.update(zip(("pid", "status", "rusage"), os.wait4(proc.pid, 0))),
                               daemon=True)
     sampler = GpuMemorySampler(request.gpu) if request.gpu is not None else contextlib.nullcontext()
-    with sampler:
-        waiter.start()
-        waiter.join(limits.timeout_s)
-        timed_out = waiter.is_alive()
-        if timed_out:
-            kill()
-            waiter.join()
+    stop_reason: str | None = None
+    try:
+        with sampler:
+            waiter.start()
+            stop_reason = wait_or_stop(waiter, start + limits.timeout_s, request.stop_when)
+            timed_out = waiter.is_alive() and stop_reason is None
+            if waiter.is_alive():
+                kill()
+                waiter.join()
+    except BaseException:  # SIGINT/SIGTERM while waiting (a long agent run): the sandbox goes down with us
+        kill()
+        if group is not None:
+            group.kill_all()
+        raise
     duration = time.monotonic() - start
     kill()  # nothing left in the step's process group outlives it
     proc.returncode = os.waitstatus_to_exitcode(waited["status"])
@@ -136,4 +143,22 @@ def run_limited(argv: list[str], request: ExecutionRequest, env: dict[str, str],
                              cpu_s=cpu_s, peak_memory_mb=peak_mb, backend=backend, isolated=isolated,
                              oom_killed=oom_killed)
     result.gpu_peak_memory_mb = getattr(sampler, "peak_mb", None)
+    result.stop_reason = stop_reason
     return result
+
+
+STOP_POLL_S = 0.25
+
+
+def wait_or_stop(waiter: threading.Thread, deadline: float, stop_when: Callable[[], str | None] | None) -> str | None:
+    """Wait for ``waiter`` until ``deadline``; with ``stop_when``, poll it meanwhile and return its reason as
+    soon as it gives one (None: the process ended or the deadline passed)."""
+    if stop_when is None:
+        waiter.join(max(0.0, deadline - time.monotonic()))
+        return None
+    while waiter.is_alive() and time.monotonic() < deadline:
+        reason = stop_when()
+        if reason:
+            return reason
+        waiter.join(min(STOP_POLL_S, max(0.0, deadline - time.monotonic())))
+    return None

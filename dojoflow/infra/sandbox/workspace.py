@@ -144,14 +144,26 @@ def prepare_mounted_workspace(request: ExecutionRequest, uid: int | None) -> Non
     mount_point = data_mount_point(request)
     if mount_point is not None:
         ensure_directory(mount_point)  # e.g. replaces the symlink the local backend leaves
+    for folder in writable_mounts(request):
+        ensure_directory(folder)
     if uid is None:
         return
-    first_handover = ws.lstat().st_uid != uid
+    for folder, skip in [(ws, mount_point), *((m, None) for m in writable_mounts(request))]:
+        _hand_over(folder, skip, uid)
+
+
+def writable_mounts(request: ExecutionRequest) -> list[Path]:
+    """The host folders of the request's writable mounts (treated like the workspace)."""
+    return [Path(m.host) for m in request.mounts if m.writable]
+
+
+def _hand_over(folder: Path, skip: Path | None, uid: int) -> None:
+    first_handover = folder.lstat().st_uid != uid
     if first_handover:
-        os.lchown(ws, uid, uid)
-    entries = walk(ws, mount_point) if first_handover else list(os.scandir(ws))
+        os.lchown(folder, uid, uid)
+    entries = walk(folder, skip) if first_handover else list(os.scandir(folder))
     for entry in entries:
-        if (mount_point is None or entry.path != str(mount_point)) and entry.stat(follow_symlinks=False).st_uid != uid:
+        if (skip is None or entry.path != str(skip)) and entry.stat(follow_symlinks=False).st_uid != uid:
             os.lchown(entry.path, uid, uid)
 
 
@@ -192,6 +204,8 @@ def check_mounted_workspace(request: ExecutionRequest, uid: int | None) -> str |
     workspace must not be used)."""
     try:
         sanitize_workspace(request.workspace, data_mount_point(request), uid)
+        for folder in writable_mounts(request):
+            sanitize_workspace(folder, None, uid)
     except WorkspaceTooLarge as exc:
         return str(exc)
     except OSError as exc:
