@@ -292,10 +292,11 @@ class MLEEnvironment:
     def grade_final(self, step: int | None, reason: str) -> Outcome:
         """The final grade: the chosen (or else the best) step's submission on the private part."""
         step = self.best_step if step is None else step
-        path = self.step_dir(step) / SUBMISSION_FILE if step is not None else self.episode_dir / "no-submission.csv"
-        if step is None:
+        if step is None:  # nothing to grade: say so, instead of naming a file nobody was asked to write
             reason = "no valid submission was made during the episode"
-        grade = grade_submission(self.spec, self.data, path, part="private")
+            grade = GradeResult(self.spec.id, "private", valid=False, errors=[reason])
+        else:
+            grade = grade_submission(self.spec, self.data, self.step_dir(step) / SUBMISSION_FILE, part="private")
         self.outcome = Outcome(step=step, reason=reason, grade=grade)
         return self.outcome
 

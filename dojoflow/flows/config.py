@@ -7,7 +7,8 @@ as its one parameter, so a deployment run carries it as JSON: :meth:`EpisodeConf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE, DEFAULT_SEED
@@ -20,6 +21,11 @@ class EpisodeConfig:
 
     ``sweep_id`` is set for sweep episodes (the episode id is then derived from the idempotency key);
     ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run.
+
+    ``episode_id`` is the episode's one name: its Prefect flow-run name, its MLflow run name, its folder and
+    results file, what the CLI prints. A sweep episode's is its idempotency key; any other episode gets
+    ``<agent>--<task>--s<seed>--<8 hex>`` from :meth:`with_identity`, which every way in calls once, so a
+    Prefect retry of a flow run (same parameters) is the same episode again.
     """
 
     task_id: str
@@ -34,6 +40,7 @@ class EpisodeConfig:
     sweep_id: str | None = None
     parent_run_id: str | None = None
     agent_options: dict[str, Any] = field(default_factory=dict)
+    episode_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -56,10 +63,17 @@ class EpisodeConfig:
             raise ValueError("not a sweep episode: sweep_id is unset")
         return self.episode_key
 
+    def with_identity(self) -> EpisodeConfig:
+        """The config with its ``episode_id`` set (see the class docstring); unchanged when it has one."""
+        if self.episode_id:
+            return self
+        return replace(self, episode_id=self.episode_key
+                       or f"{self.agent}--{self.task_id}--s{self.seed}--{uuid.uuid4().hex[:8]}")
+
     @property
     def run_name(self) -> str:
-        """The episode's name in Prefect and MLflow."""
-        return f"{self.agent}-{self.task_id}-seed{self.seed}"
+        """The episode's name in Prefect, MLflow, the CLI and the files: its episode id."""
+        return self.with_identity().episode_id or ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (a deployment's flow-run parameter)."""

@@ -3,6 +3,10 @@
 Each episode writes its own file ``$DOJOFLOW_HOME/results/<episode-id>.parquet`` (atomically: written to a
 temporary name, then renamed), so concurrent episodes never contend for one file and re-recording an
 episode replaces its row instead of duplicating it. :func:`load_results` reads the folder as one table.
+
+Failed episodes have a row too (``status`` ``failed``, ``end_reason``, ``error_class``; no score). Columns
+added later (``model``, ``status``, ``end_reason``, ``error_class``) are filled in for rows written before
+them (:data:`ADDED_COLUMNS`: an old row is a completed episode of an unknown model), so old results load.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ if TYPE_CHECKING:
 COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_splits", "seed", "valid", "score",
            "higher_is_better", "medal",
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
-           "integrity_passed", "leaderboard_provenance", "finished_at")
+           "integrity_passed", "leaderboard_provenance", "model", "status", "end_reason", "error_class",
+           "finished_at")
+ADDED_COLUMNS = {"model": "", "status": "completed", "end_reason": "", "error_class": ""}  # value in older rows
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
@@ -44,8 +50,21 @@ def load_results(source: Path) -> pd.DataFrame:
 
     source = Path(source)
     if source.is_file():
-        return pq.read_table(source).to_pandas()
+        return _with_added_columns(pq.read_table(source).to_pandas())
     files = sorted(p for p in source.glob("*.parquet") if not p.name.startswith(".tmp-")) if source.is_dir() else []
     if not files:
         return pd.DataFrame(columns=list(COLUMNS))
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return _with_added_columns(pd.concat([_with_added_columns(pq.read_table(f).to_pandas()) for f in files],
+                                         ignore_index=True))
+
+
+def _with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    for column, default in ADDED_COLUMNS.items():
+        if column not in frame:
+            frame[column] = default
+    return frame
+
+
+def completed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of episodes that were graded (the ones reports aggregate)."""
+    return frame[frame["status"] != "failed"] if "status" in frame else frame
