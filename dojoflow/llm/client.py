@@ -20,12 +20,12 @@ LiteLLM, OpenRouter...), with retries, per-call accounting, a per-episode token 
   the budget is spent raises :class:`BudgetExceeded`, which agents turn into a clean end of the episode.
 - Cache: responses are stored under ``cache_dir`` (default ``$DOJOFLOW_HOME/llm-cache``) keyed by a SHA-256 of
   the endpoint's base URL and the full request (model, messages, every sampling parameter), the episode seed
-  and the request's occurrence number within the episode, so repeated identical prompts (several drafts) still get distinct samples, and a re-run of an episode replays
-  the same replies with no HTTP call and no cost; a different endpoint (another server, or a dead port) never
-  replays another endpoint's replies. Cache hits still count their tokens towards the budget so
-  a replayed episode takes the same decisions. Measurements that vary between identical runs - durations
-  (``0.84 s``) and memory (``212 MB``) in observations and budget lines - are masked in the key (not in the
-  request), so a re-run of an episode finds its replies.
+  and the request's occurrence number within the episode, so repeated identical prompts (several drafts) still
+  get distinct samples, and a re-run of an episode replays the same replies with no HTTP call and no cost; a
+  different endpoint (another server, or a dead port) never replays another endpoint's replies. Cache hits
+  still count their tokens towards the budget so a replayed episode takes the same decisions. Measurements
+  that vary between identical runs - durations (``0.84 s``) and memory (``212 MB``) in observations and budget
+  lines - are masked in the key (not in the request), so a re-run of an episode finds its replies.
 """
 
 from __future__ import annotations
