@@ -63,6 +63,8 @@ class EpisodeResult:
     episode_key: str | None = None  # (sweep, agent, task, seed) for sweep episodes: recorded at most once
     mlflow_run_id: str | None = None
     flow_run_id: str | None = None
+    mlflow_url: str = ""  # the run's page in the MLflow UI
+    prefect_url: str = ""  # the flow run's page in the Prefect UI
     artifacts_uri: str | None = None
     storage_error: str | None = None  # set when the store was unreachable: files wait in the outbox
     tracking_error: str | None = None  # set when MLflow was unreachable: the run waits in the outbox
