@@ -30,7 +30,7 @@ def sweep_flow(spec: dict[str, Any], only_keys: list[str] | None = None) -> Stat
 def sweep_states(spec: dict[str, Any], only_keys: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the sweep flow; the episode states whether or not every episode completed."""
     state = sweep_flow(spec, only_keys, return_state=True)
-    data = state.result(raise_on_failure=False)
+    data: Any = state.result(raise_on_failure=False)
     if isinstance(data, BaseException):  # the sweep itself crashed (not an episode): its error stands
         raise data
     return data

@@ -350,9 +350,10 @@ def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str, stat
               + ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) + "\n")
     unfinished = [s for s in states if s.state != "completed"]
     if unfinished:
-        header += "\n## Episodes that did not complete\n\n| episode | state | error class | error |\n|---|---|---|---|\n"
-        header += "".join(f"| {s.key} | {s.state} | {s.error_class or ''} | {(s.error or '').replace('|', '/')[:300]} |\n"
-                          for s in unfinished)
+        header += ("\n## Episodes that did not complete\n\n| episode | state | error class | error |\n"
+                   "|---|---|---|---|\n")
+        header += "".join(f"| {s.key} | {s.state} | {s.error_class or ''} | "
+                          f"{(s.error or '').replace('|', '/')[:300]} |\n" for s in unfinished)
         header += f"\nRe-run them: `dojoflow sweep retry {spec.name}` (or Retry on the flow run in the Prefect UI).\n"
     folder = sweep_dir(settings, spec.name)
     artifacts: dict[str, Path] = {"report.md": folder / "report.md"}
