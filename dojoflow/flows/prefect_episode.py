@@ -116,7 +116,9 @@ def episode_flow(config: EpisodeConfig, concurrency_limit: str | None = None) ->
     """
     if isinstance(config, dict):  # a caller that bypassed parameter validation
         config = EpisodeConfig.from_dict(config)
-    slot = concurrency(concurrency_limit, occupy=1, strict=True) if concurrency_limit else contextlib.nullcontext()
+    # not strict: the sweep removes its limit when it ends, and a Retry from the Prefect UI afterwards runs the
+    # one episode without it
+    slot = concurrency(concurrency_limit, occupy=1, strict=False) if concurrency_limit else contextlib.nullcontext()
     # The flow run carries the episode's tags; its task runs do not: Prefect checks a tag-based concurrency
     from dojoflow.flows.failures import classify_error, describe, is_retryable
 

@@ -268,7 +268,23 @@ def _run_on_deployment(spec: SweepSpec, key: str, params: dict[str, Any], name: 
             last = f"flow run {flow_run.id} did not finish within {spec.episode_timeout_s:g} s"
         else:
             last = f"flow run {flow_run.id} ended {state.name}: {state.message or ''}".strip()
+            if _deterministic_failure(key):
+                break  # the same error again on resubmission: the episode's row says it was the task or agent
     raise ServiceError(last)
+
+
+def _deterministic_failure(key: str) -> bool:
+    """Whether the episode's results row records a task or agent error (not worth resubmitting)."""
+    from dojoflow.flows.failures import is_retryable
+    from dojoflow.storage.results import load_results
+
+    settings = get_settings()
+    sync_results(settings)
+    row_file = settings.results_dir / f"{key}.parquet"
+    if not row_file.is_file():
+        return False
+    row = load_results(row_file).iloc[0]
+    return row["status"] == "failed" and not is_retryable(str(row["error_class"]))
 
 
 def run_sweep(spec: SweepSpec, settings: Settings | None = None,
