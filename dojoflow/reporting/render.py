@@ -23,12 +23,27 @@ class Report:
     elo: dict[str, float]
     episodes: int
 
+    failed: int = 0  # episodes the harness could not finish (not aggregated; counted)
+
     @classmethod
     def from_results(cls, results: pd.DataFrame) -> Report:
-        """The report of a results table (one row per episode)."""
+        """The report of a results table (one row per episode).
+
+        Only completed episodes are aggregated (failed ones have no grade; :attr:`failed` counts them). An
+        agent run with several models is one row per model: its name in the report is ``agent (model)``,
+        and the rates table has a ``model`` column."""
+        from dojoflow.storage.results import completed, with_model_label
+
         if results.empty:
             raise UsageError("the results table is empty: run some episodes first (dojoflow run / demo)")
-        return cls(rate_table(results), aup(results), elo(results), len(results))
+        graded = with_model_label(completed(results))
+        if graded.empty:
+            raise UsageError(f"none of the {len(results)} episodes completed (all failed): nothing to aggregate; "
+                             "their end reasons are in the results table's `end_reason` column")
+        rates = rate_table(graded)
+        models = dict(zip(graded["agent"], graded["model"]))
+        rates.insert(1, "model", rates["agent"].map(models).fillna(""))
+        return cls(rates, aup(graded), elo(graded), len(graded), failed=len(results) - len(graded))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: rates, AUP and Elo."""

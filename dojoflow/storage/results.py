@@ -32,7 +32,7 @@ def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    row = {"sweep_id": "", "episode_key": "", **row}  # set only for sweep episodes
+    row = {"sweep_id": "", "episode_key": "", **ADDED_COLUMNS, **row}  # sweep ids: set only for sweep episodes
     missing = set(COLUMNS) - set(row)
     if missing:
         raise ValueError(f"result row lacks columns: {', '.join(sorted(missing))}")
@@ -67,4 +67,15 @@ def _with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def completed(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of episodes that were graded (the ones reports aggregate)."""
-    return frame[frame["status"] != "failed"] if "status" in frame else frame
+    frame = _with_added_columns(frame.copy())
+    return frame[frame["status"] != "failed"]
+
+
+def with_model_label(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose ``agent`` names the model too (``react (gpt-4o-mini)``) where the model is known, so two
+    models behind one scaffold are never pooled into one report row; the ``model`` column is kept."""
+    frame = _with_added_columns(frame.copy())
+    model = frame["model"].fillna("").astype(str)
+    frame["agent"] = [f"{a} ({m})" if m else a for a, m in zip(frame["agent"], model)]
+    frame["model"] = model
+    return frame
