@@ -42,6 +42,11 @@ def test_episode_flow_runs_the_dag_and_is_tracked(prefect_api, settings):
     assert run.info.run_name == result["episode_id"] and run.info.status == "FINISHED"
     assert result["prefect_url"].endswith(f"/runs/flow-run/{result['flow_run_id']}")
     assert result["mlflow_url"].endswith(f"/runs/{result['mlflow_run_id']}")
+    import json
+    from pathlib import Path
+
+    header = json.loads((Path(result["episode_dir"]) / "trajectory.jsonl").read_text().splitlines()[0])
+    assert header["mlflow_run_id"] == result["mlflow_run_id"]  # known when the trajectory is written
     assert run.data.params["task"] == "penguins-body-mass" and run.data.params["seed"] == "1"
     assert run.data.tags["dojoflow.flow_run_id"] == result["flow_run_id"]
     assert run.data.metrics["valid"] == 1.0
