@@ -5,7 +5,9 @@ MLflow's SQLite database and artifact directory under ``$DOJOFLOW_HOME``.
 
 - A port that is taken fails at once (exit 2, naming the port and the option to change it), before anything
   starts.
-- MLflow runs with one worker (its default of four is most of a cold start, and a local UI needs one).
+- MLflow runs with one worker (its default of four is most of a cold start, and a local UI needs one) and
+  without its job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: a runner plus several huey consumer
+  processes for GenAI jobs such as scorers, which dojoflow's runs never use).
 - Readiness is reported as it happens; a server not answering after ``READY_REPORT_S`` is named, with why
   (its process ended, with the tail of its log; or it is still starting); one that exits ends the command
   (exit 2).
@@ -86,7 +88,9 @@ def serve_uis(settings: Settings, prefect_port: int, mlflow_port: int, console: 
     configure_prefect_environment(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = {name: Path(tempfile.mkstemp(prefix=f"dojoflow-ui-{name}-", suffix=".log")[1]) for name in PORT_OPTIONS}
-    procs = {name: subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True,
+    env = {**os.environ}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    procs = {name: subprocess.Popen(cmd, env=env, start_new_session=True,
                                     stdout=logs[name].open("w"), stderr=subprocess.STDOUT)
              for name, cmd in ui_commands(settings, prefect_port, mlflow_port).items()}
     reap_on_exit(*(p.pid for p in procs.values()))  # they end with us, even after kill -9

@@ -87,9 +87,12 @@ def stack(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(ui)
         assert ui.stdout is not None
+        seen: list[str] = []
         for line in ui.stdout:
+            seen.append(line)
             if "Press Ctrl-C" in line:
                 break
+        assert "Press Ctrl-C" in "".join(seen), "".join(seen)[-3000:]
         procs.append(subprocess.Popen([str(BIN / "dojoflow"), "serve"], env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
         _until("the served deployment", lambda: _api(prefect, "/api/deployments/filter",
