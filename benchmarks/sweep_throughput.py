@@ -30,7 +30,7 @@ from dojoflow.config import configure_prefect_environment, get_settings  # noqa:
 
 configure_prefect_environment(get_settings())
 
-from dojoflow.flows.prefect_sweep import sweep_flow  # noqa: E402
+from dojoflow.flows.prefect_sweep import sweep_states  # noqa: E402
 from dojoflow.flows.sweep_spec import parse_sweep_spec  # noqa: E402
 from dojoflow.storage.results import load_results  # noqa: E402
 from dojoflow.storage.trajectory import read_trajectory  # noqa: E402
@@ -44,7 +44,7 @@ def sweep(name: str, slots: int, episodes: int) -> float:
                              "tasks": ["penguins-body-mass"], "seeds": episodes, "budget": {"max_steps": 2},
                              "concurrency": {"episodes": slots}, "retries": 0})
     start = time.perf_counter()
-    states = sweep_flow(spec.to_dict())
+    states = sweep_states(spec.to_dict())
     wall = time.perf_counter() - start
     failed = [s for s in states if s["state"] != "completed"]
     if failed:

@@ -107,6 +107,11 @@ class LLMError(DojoflowError, RuntimeError):
     """An LLM request that failed for good (after retries, or a non-retryable status)."""
 
 
+class ContextLengthError(LLMError):
+    """The request does not fit the model's context window (HTTP 400 ``context_length_exceeded``); the agents
+    shorten the conversation and ask again."""
+
+
 class BudgetExceeded(LLMError):
     """The episode's token budget is spent."""
 

@@ -13,12 +13,39 @@ import json
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from dojoflow.llm.tokens import approx_message_tokens, approx_tokens
 
-Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted reply with its ``finish_reason``."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """A scripted HTTP error answered instead of a completion."""
+
+    status: int
+    message: str
+    code: str | None = None
+
+
+def context_length_error(tokens: int = 9000, limit: int = 8192) -> ErrorReply:
+    """What an OpenAI-compatible server answers to a request over the model's context (llama.cpp and vLLM
+    send the same shape)."""
+    return ErrorReply(400, f"This model's maximum context length is {limit} tokens. However, your messages "
+                           f"resulted in {tokens} tokens. Please reduce the length of the messages.",
+                      "context_length_exceeded")
+
+
+Responder = Callable[[dict[str, Any]], "str | dict[str, Any] | Reply | ErrorReply"]
 
 
 class ScriptedLLMServer:
@@ -27,6 +54,8 @@ class ScriptedLLMServer:
     ``replies``: a list (served in order; the last one repeats) or a function ``request body -> reply text``.
     A reply may also be a dict: the assistant message's fields (e.g. ``{"content": None, "tool_calls": [...]}``
     for function calling), completed with ``role``; ``tool_call(name, arguments)`` builds one.
+    A reply may also be a :class:`Reply` (a ``finish_reason`` other than ``stop``, e.g. ``length``) or a
+    :class:`ErrorReply` (an HTTP error with an OpenAI-style body, e.g. 400 ``context_length_exceeded``).
     ``statuses``: HTTP status codes to answer first, one per request, before scripted replies (retry tests).
 
     An exception inside a responder (a test's ``assert`` about the request) is answered with HTTP 500 and
@@ -55,7 +84,7 @@ class ScriptedLLMServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def reply_for(self, body: dict[str, Any]) -> str:
+    def reply_for(self, body: dict[str, Any]) -> str | Reply | ErrorReply:
         if self.responder is not None:
             return self.responder(body)
         if len(self.queue) > 1:
@@ -70,13 +99,24 @@ class ScriptedLLMServer:
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
             status = self.statuses.popleft() if self.statuses else 200
             if status == 200:
-                text = self.reply_for(body)
-        if status != 200:
+                reply = self.reply_for(body)
+        finish_reason = "stop"
+        if status == 200 and isinstance(reply, ErrorReply):
+            status = reply.status
+            payload: dict[str, Any] = {"error": {"message": reply.message, "type": "invalid_request_error",
+                                                 "code": reply.code}}
+        elif status != 200:
             payload = {"error": {"message": f"scripted status {status}"}}
         else:
+            if isinstance(reply, Reply):
+                text, finish_reason = reply.text, reply.finish_reason
+            else:
+                text = reply
             message = {"role": "assistant", **text} if isinstance(text, dict) else {"role": "assistant",
                                                                                       "content": text}
             calls = message.get("tool_calls") or []
+            if calls and finish_reason == "stop":
+                finish_reason = "tool_calls"
             completion_text = (message.get("content") or "") + "".join(c["function"]["arguments"] for c in calls)
             prompt, completion = approx_message_tokens(body.get("messages", [])), approx_tokens(completion_text)
             with self._lock:
@@ -84,8 +124,7 @@ class ScriptedLLMServer:
                 self.usage["completion_tokens"] += completion
             payload = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
                        "model": body.get("model"),
-                       "choices": [{"index": 0, "message": message,
-                                    "finish_reason": "tool_calls" if calls else "stop"}]}
+                       "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
             if self.include_usage:
                 payload["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                     "total_tokens": prompt + completion}

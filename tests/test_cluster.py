@@ -130,7 +130,7 @@ def test_sweep_survives_a_killed_worker(cluster):
 
     client = MlflowClient(env["DOJOFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("dojoflow").experiment_id
-    runs = client.search_runs([experiment], "tags.`dojoflow.sweep_id` = 'cluster'")
+    runs = client.search_runs([experiment], "tags.`dojoflow.sweep_id` = 'cluster' and tags.`dojoflow.kind` = 'episode'")
     assert sorted(r.data.tags["dojoflow.episode_key"] for r in runs) == sorted(s["key"] for s in states)
     assert all(r.info.status == "FINISHED" for r in runs)
     trajectories = s3.list_objects_v2(Bucket=BUCKET, Prefix="artifacts/episodes/").get("Contents", [])

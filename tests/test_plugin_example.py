@@ -48,11 +48,11 @@ def test_unknown_plugin_agent_option_is_one_clean_line():
 
 
 def test_plugin_agent_and_backend_in_a_sweep(prefect_api, settings):
-    from dojoflow.flows.prefect_sweep import sweep_flow
+    from dojoflow.flows.prefect_sweep import sweep_states
     from dojoflow.flows.sweep_spec import load_sweep_spec
 
     spec = load_sweep_spec(PLUGIN / "sweep.yaml")
-    states = sweep_flow(spec.to_dict())
+    states = sweep_states(spec.to_dict())
     assert [s["state"] for s in states] == ["completed"] * 2 and all(s["valid"] for s in states)
 
 

@@ -31,13 +31,22 @@ def test_episode_flow_runs_the_dag_and_is_tracked(prefect_api, settings):
 
     flow_run, task_runs = asyncio.run(fetch())
     assert flow_run.state.is_completed()
-    assert flow_run.name == "baseline-penguins-body-mass-seed1"
+    assert flow_run.name == result["episode_id"]  # one name in Prefect, MLflow and the files
+    assert flow_run.name.startswith("baseline--penguins-body-mass--s1--")
     assert {"task:penguins-body-mass", "agent:baseline", "seed:1"} <= set(flow_run.tags)
     names = {run.name.rsplit("-", 1)[0] for run in task_runs}
     assert DAG_TASKS <= names, names
     assert all(run.state.is_completed() for run in task_runs)
 
     run = find_run(settings, result["mlflow_run_id"])
+    assert run.info.run_name == result["episode_id"] and run.info.status == "FINISHED"
+    assert result["prefect_url"].endswith(f"/runs/flow-run/{result['flow_run_id']}")
+    assert result["mlflow_url"].endswith(f"/runs/{result['mlflow_run_id']}")
+    import json
+    from pathlib import Path
+
+    header = json.loads((Path(result["episode_dir"]) / "trajectory.jsonl").read_text().splitlines()[0])
+    assert header["mlflow_run_id"] == result["mlflow_run_id"]  # known when the trajectory is written
     assert run.data.params["task"] == "penguins-body-mass" and run.data.params["seed"] == "1"
     assert run.data.tags["dojoflow.flow_run_id"] == result["flow_run_id"]
     assert run.data.metrics["valid"] == 1.0

@@ -171,3 +171,29 @@ def test_empty_results_is_a_clean_error(tmp_path):
     proc = subprocess.run([str(Path(sys.executable).parent / "dojoflow"), "report", "--results", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "results table is empty" in proc.stderr
+
+
+def test_rows_written_before_the_new_columns_still_load(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = {k: v for k, v in _row("A", "t1", 0, True, 0.5).items()}
+    old.update({"sweep_id": "", "episode_key": ""})
+    pq.write_table(pa.Table.from_pylist([old]), tmp_path / "old-episode.parquet")  # no model/status columns
+    write_result(tmp_path, {**_row("A", "t1", 1, True, 0.6), "episode_id": "new", "model": "m1"})
+    frame = load_results(tmp_path)
+    assert len(frame) == 2 and set(frame["status"]) == {"completed"}
+    assert sorted(frame["model"]) == ["", "m1"] and set(frame["end_reason"]) == {""}
+
+
+def test_the_report_keeps_models_apart_and_leaves_failed_episodes_out(results):
+    frame = results.copy()
+    frame["model"] = ["m1" if seed == 0 else "m2" for seed in frame["seed"]]
+    failed = {**_row("A", "t1", 5, False, None), "model": "m1", "status": "failed", "end_reason": "OSError: x",
+              "error_class": "infrastructure"}
+    frame = pd.concat([frame, pd.DataFrame([failed])], ignore_index=True)
+    report = Report.from_results(frame)
+    agents = set(report.rates["agent"])
+    assert agents == {"A (m1)", "A (m2)", "B (m1)", "B (m2)"}  # never pooled across models
+    assert set(report.rates["model"]) == {"m1", "m2"}
+    assert report.failed == 1 and report.episodes == len(results)

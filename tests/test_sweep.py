@@ -56,37 +56,50 @@ def flaky_task(tmp_path, monkeypatch):
 def test_sweep_resumes_and_retries_only_the_failed_episode(prefect_api, settings, flaky_task):
     from mlflow.tracking import MlflowClient
 
-    from dojoflow.flows.prefect_sweep import sweep_flow
+    from dojoflow.flows.prefect_sweep import sweep_states
     from dojoflow.flows.sweep import sweep_status
     from dojoflow.storage.results import load_results
 
     spec = parse_sweep_spec({"name": "retry-test", "agents": [{"name": "baseline", "options": {"models": 1}}],
                              "tasks": ["penguins-body-mass", "flaky-penguins"], "seeds": [0, 1],
                              "budget": {"max_steps": 2}, "concurrency": {"episodes": 2}, "retries": 1})
-    states = {s["key"]: s["state"] for s in sweep_flow(spec.to_dict())}
-    failed = {k for k, v in states.items() if v == "failed"}
+    states = {s["key"]: s for s in sweep_states(spec.to_dict())}
+    failed = {k for k, v in states.items() if v["state"] == "failed"}
     assert len(failed) == 2 and all("flaky-penguins" in k for k in failed)
-    assert sum(v == "completed" for v in states.values()) == 2
+    assert all(states[k]["error_class"] == "infrastructure" for k in failed)  # an I/O error: worth a retry
+    assert sum(v["state"] == "completed" for v in states.values()) == 2
 
-    def recorded() -> tuple[list[str], int]:
+    def recorded() -> tuple[list[str], dict[str, int]]:
         rows = load_results(settings.results_dir)
-        keys = sorted(rows[rows["sweep_id"] == "retry-test"]["episode_key"])
+        rows = rows[rows["sweep_id"] == "retry-test"]
+        keys = sorted(rows[rows["status"] == "completed"]["episode_key"])
         client = MlflowClient(settings.tracking_uri)
         experiment = client.get_experiment_by_name("dojoflow").experiment_id
-        runs = client.search_runs([experiment], "tags.`dojoflow.sweep_id` = 'retry-test'")
-        return keys, len(runs)
+        runs = client.search_runs([experiment], "tags.`dojoflow.sweep_id` = 'retry-test' and "
+                                                "tags.`dojoflow.kind` = 'episode'")
+        statuses: dict[str, int] = {}
+        for run in runs:
+            statuses[run.info.status] = statuses.get(run.info.status, 0) + 1
+        return keys, statuses
 
-    assert recorded() == (sorted(set(states) - failed), 2)
+    # the failed episodes have their rows (status failed) and their runs (FAILED)
+    rows = load_results(settings.results_dir)
+    failed_rows = rows[(rows["sweep_id"] == "retry-test") & (rows["status"] == "failed")]
+    assert sorted(failed_rows["episode_key"]) == sorted(failed)
+    assert all("raw data store unreachable" in r for r in failed_rows["end_reason"])
+    # each attempt (the first and Prefect's one retry) is a FAILED run, tagged with its attempt number
+    assert recorded() == (sorted(set(states) - failed), {"FINISHED": 2, "FAILED": 4})
 
     # resuming runs nothing new; retrying after the outage ends runs only the failed episodes
-    sweep_flow(spec.to_dict())
-    assert recorded() == (sorted(set(states) - failed), 2)
+    sweep_states(spec.to_dict())
     flaky_task.unlink()
     before = {p.name: p.stat().st_mtime_ns for p in settings.results_dir.glob("retry-test*.parquet")}
-    sweep_flow(spec.to_dict(), sorted(failed))
+    sweep_states(spec.to_dict(), sorted(failed))
     after = {p.name: p.stat().st_mtime_ns for p in settings.results_dir.glob("retry-test*.parquet")}
-    assert {k: v for k, v in after.items() if k in before} == before  # completed rows untouched
-    assert recorded() == (sorted(states), 4)
+    completed_before = {k: v for k, v in before.items() if "flaky" not in k}
+    assert {k: v for k, v in after.items() if k in completed_before} == completed_before  # untouched
+    keys, statuses = recorded()
+    assert keys == sorted(states) and statuses["FINISHED"] == 4  # the failed attempts stay, as attempt 1
     assert all(s.state == "completed" for s in sweep_status(settings, spec))
     assert (settings.sweeps_dir / "retry-test" / "report.md").read_text().startswith("# Sweep retry-test")
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from dojoflow.agents.llm_base import LLMAgent, Plan, extract_code, task_brief
 from dojoflow.dojo.actions import Action
+from dojoflow.errors import LLMError
 
 SYSTEM = ("You are a Kaggle grandmaster and expert machine-learning engineer. You write complete, "
           "self-contained Python scripts that train a model and write predictions.")
@@ -62,6 +63,7 @@ class AIDEAgent(LLMAgent):
     """Draft / debug / improve tree search with AIDE's greedy policy."""
 
     name = "aide"
+    default_max_tokens = 4096
 
     def __init__(self, *args: Any, num_drafts: int = 5, debug_prob: float = 0.5, max_debug_depth: int = 3,
                  max_nodes: int | None = None, max_no_code: int = 3, memory_nodes: int = 10, **kwargs: Any) -> None:
@@ -78,15 +80,16 @@ class AIDEAgent(LLMAgent):
         no_code = 0
         while self.max_nodes is None or len(self.nodes) < self.max_nodes:
             stage, parent = self.search_policy()
-            plan, code = self._generate(stage, parent)
-            node = Node(id=len(self.nodes), stage=stage, parent=parent.id if parent else None, plan=plan, code=code,
-                        debug_depth=(parent.debug_depth + 1) if stage == "debug" and parent else 0)
-            self.nodes.append(node)
-            if parent:
-                parent.children.append(node.id)
+            try:
+                plan, code = self._generate(stage, parent)
+            except LLMError as exc:  # the node is recorded, with why it has no code, before the episode ends
+                self._add_node(stage, parent, "", None).error = f"LLM request failed: {exc}"
+                self._save_tree()
+                raise
+            node = self._add_node(stage, parent, plan, code)
             if code is None:
                 no_code += 1
-                node.error = "the reply contained no ```python code block"
+                node.error = f"the reply contained no ```python code block{self.reply_problem()}"
                 self._save_tree()
                 if no_code >= self.max_no_code:
                     self.end_reason = f"the model produced no code in {no_code} consecutive replies"
@@ -97,6 +100,14 @@ class AIDEAgent(LLMAgent):
             self.pending = node
             yield Action("execute_code", code=code)  # the result is recorded by on_observation
         self.end_reason = f"max_nodes={self.max_nodes} reached"
+
+    def _add_node(self, stage: str, parent: Node | None, plan: str, code: str | None) -> Node:
+        node = Node(id=len(self.nodes), stage=stage, parent=parent.id if parent else None, plan=plan, code=code,
+                    debug_depth=(parent.debug_depth + 1) if stage == "debug" and parent else 0)
+        self.nodes.append(node)
+        if parent:
+            parent.children.append(node.id)
+        return node
 
     def on_observation(self, observation) -> None:
         """Attach the step's outcome (score, or the error to debug) to the node that produced it."""
@@ -174,8 +185,7 @@ class AIDEAgent(LLMAgent):
         code = extract_code(reply)
         if code is None:  # AIDE asks again when the reply has no code
             messages += [{"role": "assistant", "content": reply},
-                         {"role": "user", "content": "Your reply had no ```python code block. Reply with a brief "
-                                                     "plan and the complete script in one ```python block."}]
+                         {"role": "user", "content": self.no_code_feedback(reply)}]
             reply = self.ask(messages)
             code = extract_code(reply)
         plan = reply.split("```")[0].strip()[:1000]

@@ -11,7 +11,14 @@ scaffold:
 - a clean end: when one step is left, when ``time_budget_s`` is spent, when the token budget is nearly
   spent (less left than the largest call so far), when :class:`BudgetExceeded` / :class:`LLMError` is raised,
   or when the generator returns, the agent submits its best step and records the reason in
-  ``last_step_info["end_reason"]``.
+  ``last_step_info["end_reason"]``;
+- replies that cannot be used are explained to the model truthfully (:meth:`LLMAgent.no_code_feedback`): a
+  reply cut at ``max_tokens`` is told so, a code block in another language is named;
+- a request too long for the model's context is re-sent with the longest message shortened (up to
+  ``MAX_CONTEXT_TRIMS`` times), counted as ``context_trims``.
+
+Every scaffold sends a ``max_tokens`` (its ``default_max_tokens`` unless the user gives one): without it a
+small local model writes until its context is full, minutes per call.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from typing import Any
 
 from dojoflow.dojo.actions import Action
 from dojoflow.dojo.observation import Observation
-from dojoflow.errors import BudgetExceeded, LLMError, UnknownOptionError, UsageError
+from dojoflow.errors import BudgetExceeded, ContextLengthError, LLMError, UnknownOptionError, UsageError
 from dojoflow.llm.client import LLMClient
 
 Plan = Generator[Action, Observation, None]
 
 _FENCE = re.compile(r"```([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+MAX_CONTEXT_TRIMS = 3
+TRIM_MARKER = "\n...[cut to fit the model's context]...\n"
 
 
 def extract_code(text: str) -> str | None:
@@ -47,8 +56,11 @@ def extract_code(text: str) -> str | None:
 def extract_json(text: str) -> dict[str, Any]:
     """The JSON object in a reply: a ```json block, the whole reply, or the first balanced {...}."""
     text = text or ""
+    if not text.strip():
+        raise ValueError("the reply was empty")
     candidates = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("json", "")]
-    candidates.append(text.strip())
+    if text.strip().startswith(("{", "[")):
+        candidates.append(text.strip())
     start = text.find("{")
     if start >= 0:
         depth, in_string, escape = 0, False, False
@@ -67,7 +79,7 @@ def extract_json(text: str) -> dict[str, Any]:
                 if depth == 0:
                     candidates.append(text[start:i + 1])
                     break
-    error = "no JSON object found in the reply"
+    error = "no JSON object found in the reply (it has no {...})"
     for candidate in candidates:
         try:
             value = json.loads(candidate)
@@ -96,9 +108,11 @@ class LLMAgent:
     """Base of the LLM scaffolds; subclasses implement :meth:`run`."""
 
     name = "llm"
+    default_max_tokens = 4096  # per reply, unless the user sets max_tokens
 
     def __init__(self, model: str | None = None, base_url: str | None = None, *, api_key_env: str | None = None,
-                 temperature: float | None = None, max_tokens: int | None = None, token_budget: int | None = None,
+                 temperature: float | None = None, max_tokens: int | None = None, top_p: float | None = None,
+                 stop: str | list[str] | None = None, seed: int | None = None, token_budget: int | None = None,
                  time_budget_s: float | None = None, timeout_s: float = 120.0, max_retries: int = 4,
                  cache: bool = True, cache_dir: str | None = None, client: LLMClient | None = None,
                  artifacts_dir: str | None = None, gateway: bool = False, **options: Any) -> None:
@@ -108,7 +122,9 @@ class LLMAgent:
             raise UsageError(f"{self.name} agent: the environment variable {api_key_env} (api_key_env) is not set")
         api_key = os.environ.get(api_key_env) if api_key_env else None  # keys never travel in agent options
         self.client = client or LLMClient(model or "", base_url, api_key=api_key, temperature=temperature,
-                                          max_tokens=max_tokens, token_budget=token_budget, timeout_s=timeout_s,
+                                          max_tokens=max_tokens if max_tokens is not None
+                                          else self.default_max_tokens, top_p=top_p, stop=stop, seed=seed,
+                                          token_budget=token_budget, timeout_s=timeout_s,
                                           max_retries=max_retries, cache=cache, cache_dir=cache_dir)
         self.time_budget_s = time_budget_s
         self.artifacts_dir = artifacts_dir
@@ -116,6 +132,7 @@ class LLMAgent:
         self._gateway: Any = None
         self._calls_seen = 0
         self.last_step_info: dict[str, Any] = {}
+        self.last_finish_reason: str | None = None
         self._gen: Plan | None = None
         self.info: dict[str, Any] = {}
         self.seed = 0
@@ -216,6 +233,7 @@ class LLMAgent:
         except BudgetExceeded as exc:
             return self._submit(f"token budget exhausted: {exc}")
         except LLMError as exc:
+            self.client.step.errors.append(f"{type(exc).__name__}: {exc}")
             return self._submit(f"LLM endpoint failed: {exc}")
         if action.type == "submit":
             self._done = True
@@ -259,8 +277,44 @@ class LLMAgent:
         return a > b if self.higher_is_better else a < b
 
     def ask(self, messages: list[dict[str, str]]) -> str:
-        """One chat completion through the shared client (retries, accounting, budget, cache); the reply text."""
-        return self.client.chat(messages).text
+        """One chat completion through the shared client (retries, accounting, budget, cache); the reply text.
+
+        A request too long for the model's context is re-sent with its longest message (never the system
+        prompt) cut in half, head and tail kept, at most ``MAX_CONTEXT_TRIMS`` times; then the error stands.
+        ``last_finish_reason`` keeps why the reply ended (``length``: cut at ``max_tokens``)."""
+        messages = [dict(m) for m in messages]
+        for trim in range(MAX_CONTEXT_TRIMS + 1):
+            try:
+                response = self.client.chat(messages)
+                break
+            except ContextLengthError:
+                if trim == MAX_CONTEXT_TRIMS or not shorten_longest(messages):
+                    raise
+                self.client.episode.context_trims += 1
+                self.client.step.context_trims += 1
+        self.last_finish_reason = response.finish_reason
+        return response.text
+
+    def no_code_feedback(self, reply: str) -> str:
+        """Why a reply has no usable ```python block, in words the model can act on."""
+        if self.last_finish_reason == "length":
+            return (f"Your reply was cut off at the {self.client.max_tokens}-token reply limit before the code "
+                    "block was complete. Reply with a much shorter plan and the complete script in one "
+                    "```python block.")
+        other = sorted({lang for lang, _ in _FENCE.findall(reply or "")
+                        if lang and lang.lower() not in ("python", "py")})
+        if other:
+            return (f"Your reply had a ```{other[0]} code block, but a Python script is needed. Reply with a brief "
+                    "plan and the complete script in one ```python block.")
+        if not (reply or "").strip():
+            return "Your reply was empty. Reply with a brief plan and the complete script in one ```python block."
+        return "Your reply had no ```python code block. Reply with a brief plan and the complete script in one " \
+               "```python block."
+
+    def reply_problem(self) -> str:
+        """A note for a reply that could not be used: says when it was cut at ``max_tokens``."""
+        return (f" (the reply was cut off at the {self.client.max_tokens}-token limit)"
+                if self.last_finish_reason == "length" else "")
 
     def budget_text(self) -> str:
         """A line telling the model what is left: steps, tokens and time."""
@@ -283,3 +337,18 @@ class LLMAgent:
         """The scaffold itself, as a generator of actions (see the module docstring)."""
         raise NotImplementedError
         yield
+
+
+def shorten_longest(messages: list[dict[str, str]]) -> bool:
+    """Cut the longest message after the system prompt to half its length (head and tail kept); False when
+    nothing is long enough to cut."""
+    candidates = [i for i, m in enumerate(messages) if not (i == 0 and m["role"] == "system")]
+    if not candidates:
+        return False
+    index = max(candidates, key=lambda i: len(messages[i]["content"]))
+    text = messages[index]["content"]
+    if len(text) < 200:
+        return False
+    keep = len(text) // 4
+    messages[index]["content"] = text[:keep] + TRIM_MARKER + text[-keep:]
+    return True

@@ -35,6 +35,7 @@ class ReActAgent(LLMAgent):
     """Thought + one action per turn, repaired when malformed."""
 
     name = "react"
+    default_max_tokens = 2048  # one action (a script at most) per reply
 
     def __init__(self, *args: Any, max_repairs: int = 2, context_tokens: int = 24000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,7 +68,7 @@ class ReActAgent(LLMAgent):
             try:
                 return parse_action(reply), reply
             except ValueError as exc:
-                error = str(exc)
+                error = str(exc) + self.reply_problem()
             attempts += [{"role": "assistant", "content": reply},
                          {"role": "user", "content": f"Your reply could not be used: {error}. Reply again with "
                                                      "exactly one action as a JSON object."}]

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from dojoflow.cli.common import console, fmt, prefect_ready
+from dojoflow.cli.common import console, err_console, fmt, prefect_ready
 from dojoflow.config import get_settings
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_SEED
 from dojoflow.errors import UsageError
@@ -101,10 +101,14 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
         cost_budget: Optional[float] = typer.Option(None, "--cost-budget", help="LLM cost budget in USD."),
         no_prefect: bool = typer.Option(False, "--no-prefect", help="Run the same steps without Prefect."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result.")) -> None:
-    """Run one episode (a Prefect flow run) and print the result. API keys come from DOJOFLOW_LLM_API_KEY or
-    OPENAI_API_KEY (never from a flag)."""
+    """Run one episode (a Prefect flow run) and print the result, and why it ended on stderr. API keys come from
+    DOJOFLOW_LLM_API_KEY or OPENAI_API_KEY (never from a flag).
+
+    Exit status: 0 when the episode was graded (whatever the agent did, e.g. its LLM endpoint failed: the end
+    reason says so); 2 when the harness could not finish it because of the task or the agent's options (a
+    failed preparation, an unknown option); 1 for any other harness failure. A failed episode still prints
+    its record (``--json``: the result with ``status: failed``, ``end_reason`` and ``error_class``)."""
     from dojoflow.agents.registry import LLM_AGENTS, make_agent
-    from dojoflow.flows.episode import drive_episode
     from dojoflow.tasks_catalog.registry import get_task
 
     options = agent_options(model, base_url, temperature, token_budget, agent_option)
@@ -123,14 +127,51 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
     get_task(task_id)  # fail fast, before starting Prefect, on an unknown task
     if command is None:
         make_agent(agent, **options)  # ... and on an unknown agent or option
-    if as_json:
-        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON object only
-            result = drive_episode(config).to_dict() if no_prefect else prefect_run(config)
-        print(json.dumps(result, default=str))
-        return
-    with console.status(f"running {agent} on {task_id} (seed {seed})..."):
-        result = drive_episode(config).to_dict() if no_prefect else prefect_run(config)
-    print_result(result)
+    failures: list = []
+    try:
+        if as_json:
+            with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON object only
+                result = _run_one(config, no_prefect, failures)
+            print(json.dumps(result, default=str))
+        else:
+            with console.status(f"running {agent} on {task_id} (seed {seed})..."):
+                result = _run_one(config, no_prefect, failures)
+            print_result(result)
+    except Exception:  # the harness could not finish the episode: its record, then the error policy
+        if failures:
+            failed = failures[-1]
+            if as_json:
+                print(json.dumps(failed, default=str))
+            err_console.print(f"episode {failed['episode_id']} FAILED ({failed['error_class']} error); its record: "
+                              f"{failed['episode_dir']}", highlight=False)
+        raise
+    err_console.print(f"episode {result['episode_id']} ended: {result['end_reason']}", highlight=False,
+                      soft_wrap=True)
+
+
+def _run_one(config: EpisodeConfig, no_prefect: bool, failures: list[dict]) -> dict:
+    """The episode's result dict; a failed episode's record is appended to ``failures`` before it raises."""
+    from dojoflow.flows.episode import drive_episode
+
+    config = config.with_identity()
+    if no_prefect:
+        recorded: list = []
+        try:
+            return drive_episode(config, failures=recorded).to_dict()
+        finally:
+            failures.extend(r.to_dict() for r in recorded)
+    try:
+        return prefect_run(config)
+    except Exception:  # recorded inside the flow run (another process may have run it): read its row back
+        from dojoflow.storage.results import load_results
+
+        settings = get_settings()
+        row_file = settings.results_dir / f"{config.episode_id}.parquet"
+        if row_file.is_file():
+            row = load_results(row_file).iloc[0].to_dict()
+            failures.append({**row, "task_id": row["task"], "episode_dir": str(
+                settings.episodes_dir / str(config.episode_id))})
+        raise
 
 
 def print_result(r: dict) -> None:
@@ -146,7 +187,9 @@ def print_result(r: dict) -> None:
     console.print(f"  integrity: {'passed' if r['integrity'].get('passed') else 'FAILED'}; "
                   f"{r['steps']} steps in {r['wall_time_s']:.1f} s; sandbox {r['sandbox']}"
                   + ("" if r["sandbox_isolated"] else " (not isolated)"))
-    console.print(f"  MLflow run: {r['mlflow_run_id']}   Prefect flow run: {r['flow_run_id']}")
+    console.print(f"  episode {r['episode_id']}" + (f", model {r['model']}" if r.get("model") else ""))
+    console.print(f"  MLflow run: {r.get('mlflow_url') or r['mlflow_run_id']}")
+    console.print(f"  Prefect flow run: {r.get('prefect_url') or r['flow_run_id']}")
     console.print(f"  episode files: {r['episode_dir']}")
 
 

@@ -43,7 +43,7 @@ def run_sweep_flow(spec: Any, only_keys: list[str] | None = None) -> list[dict]:
     from dojoflow.flows.sweep import EVENTS_FILE, sweep_dir
 
     prefect_ready()
-    from dojoflow.flows.prefect_sweep import sweep_flow
+    from dojoflow.flows.prefect_sweep import sweep_states
 
     events_file = sweep_dir(get_settings(), spec.name) / EVENTS_FILE
     offset = events_file.stat().st_size if events_file.is_file() else 0
@@ -57,7 +57,7 @@ def run_sweep_flow(spec: Any, only_keys: list[str] | None = None) -> list[dict]:
         follower.start()
         try:
             with contextlib.redirect_stdout(sys.stderr):  # libraries' chatter must not mix with --json output
-                return sweep_flow(spec.to_dict(), only_keys)
+                return sweep_states(spec.to_dict(), only_keys)
         finally:
             stop.set()
             follower.join()
@@ -66,11 +66,11 @@ def run_sweep_flow(spec: Any, only_keys: list[str] | None = None) -> list[dict]:
 def print_states(states: list[dict]) -> None:
     """The episodes of a sweep as a table, then counts per state."""
     table = Table(title="episodes")
-    for column in ("agent", "task", "seed", "state", "valid", "score", "error"):
+    for column in ("agent", "task", "seed", "state", "valid", "score", "error class", "error"):
         table.add_column(column, overflow="fold")
     for s in states:
         table.add_row(s["agent"], s["task"], str(s["seed"]), s["state"], fmt(s["valid"]), fmt(s["score"], 6),
-                      (s["error"] or "")[:120])
+                      s.get("error_class") or "", (s["error"] or "")[:120])
     console.print(table)
     counts: dict[str, int] = {}
     for s in states:

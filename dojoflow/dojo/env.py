@@ -345,13 +345,15 @@ class MLEEnvironment:
     def grade_final(self, step: int | None, reason: str) -> Outcome:
         """The final grade: the chosen (or else the best) step's submission on the private part."""
         step = self.best_step if step is None else step
-        path = self.step_dir(step) / SUBMISSION_FILE if step is not None else self.episode_dir / "no-submission.csv"
-        if step is None:
+        if step is None:  # nothing to grade: say so, instead of naming a file nobody was asked to write
             reason = "no valid submission was made during the episode"
-        elif self.feedback_data is not None:  # the held-out training rows are not part of the final grade
-            path = without_held_out(path, self.feedback_data, self.spec.submission.id_column,
-                                    self.step_dir(step) / "final_submission.csv")
-        grade = grade_submission(self.spec, self.data, path, part="private")
+            grade = GradeResult(self.spec.id, "private", valid=False, errors=[reason])
+        else:
+            path = self.step_dir(step) / SUBMISSION_FILE
+            if self.feedback_data is not None:  # the held-out training rows are not part of the final grade
+                path = without_held_out(path, self.feedback_data, self.spec.submission.id_column,
+                                        self.step_dir(step) / "final_submission.csv")
+            grade = grade_submission(self.spec, self.data, path, part="private")
         self.outcome = Outcome(step=step, reason=reason, grade=grade)
         return self.outcome
 

@@ -48,10 +48,19 @@ class Usage:
     tokens: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    cache_hits: int = 0
+    llm_errors: int = 0
+    truncated_replies: int = 0  # cut off at max_tokens
+    context_trims: int = 0
 
     @classmethod
     def of(cls, history: list[StepRecord]) -> Usage:
         """Summed over the steps' agent info."""
-        return cls(tokens=int(sum(int(s.agent.get("tokens", 0) or 0) for s in history)),
-                   cost_usd=float(sum(float(s.agent.get("cost_usd", 0.0) or 0.0) for s in history)),
-                   llm_calls=int(sum(int(s.agent.get("llm_calls", 0) or 0) for s in history)))
+        def total(name: str) -> int:
+            return int(sum(int(s.agent.get(name, 0) or 0) for s in history))
+
+        return cls(tokens=total("tokens"), cost_usd=float(sum(float(s.agent.get("cost_usd", 0.0) or 0.0)
+                                                              for s in history)),
+                   llm_calls=total("llm_calls"), cache_hits=total("cache_hits"),
+                   llm_errors=int(sum(len(s.agent.get("llm_errors") or []) for s in history)),
+                   truncated_replies=total("truncated_replies"), context_trims=total("context_trims"))

@@ -52,13 +52,23 @@ class EpisodeResult:
     tokens: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    llm_cache_hits: int = 0
+    llm_errors: int = 0
+    llm_truncated_replies: int = 0  # replies cut off at max_tokens
+    llm_context_trims: int = 0
+    model: str = ""  # the LLM behind the agent ("" for a non-LLM agent)
+    status: str = "completed"  # completed (graded, valid or not) or failed (the harness could not finish it)
+    end_reason: str = ""  # why the episode ended, in one line (the agent's reason, a budget, or the error)
+    error_class: str = ""  # for failed episodes: task, agent or infrastructure (see flows/failures.py)
+    attempt: int = 1  # Prefect's run count of the episode's flow run (a retry is the same episode again)
     sandbox_startup_s: float = 0.0  # the sandbox's own start-up (a warm worker importing its libraries)
     ended_by: str = ""  # command agents: exit, crash, wall-time, idle, token-budget, cost-budget, ...
-    end_reason: str = ""  # command agents: why the program ended, in words
     sweep_id: str | None = None
     episode_key: str | None = None  # (sweep, agent, task, seed) for sweep episodes: recorded at most once
     mlflow_run_id: str | None = None
     flow_run_id: str | None = None
+    mlflow_url: str = ""  # the run's page in the MLflow UI
+    prefect_url: str = ""  # the flow run's page in the Prefect UI
     artifacts_uri: str | None = None
     storage_error: str | None = None  # set when the store was unreachable: files wait in the outbox
     tracking_error: str | None = None  # set when MLflow was unreachable: the run waits in the outbox
@@ -95,20 +105,59 @@ class EpisodeResult:
             "wall_time_s": self.wall_time_s, "tokens": self.tokens, "cost_usd": self.cost_usd,
             "integrity_passed": bool(self.integrity.get("passed")),
             "leaderboard_provenance": self.leaderboard_provenance,
+            "model": self.model or str(self.provenance.get("model", "")), "status": self.status,
+            "end_reason": self.end_reason, "error_class": self.error_class,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "feedback_protocol": self.feedback_protocol, "leaderboard_comparable": self.leaderboard_comparable,
-            "model": str(self.provenance.get("model", "")),
             "provenance": json.dumps(self.provenance, sort_keys=True, default=str),
             "provenance_key": provenance_key(self.provenance) if self.provenance else "",
         }
 
     def metrics(self) -> dict[str, float | None]:
         """The final metrics of the episode's MLflow run."""
+        medals = {tier: float(self.medal == tier) for tier in MEDAL_TIERS}
         return {"valid": float(self.valid), "score": self.score, "human_rank": self.human_rank,
-                "above_median": float(self.above_median), "any_medal": float(self.medal is not None),
-                "gold": float(self.medal == "gold"), "steps": float(self.steps), "wall_time_s": self.wall_time_s,
-                "integrity_passed": float(bool(self.integrity.get("passed"))), "llm_tokens": float(self.tokens),
-                "cost_usd": self.cost_usd}
+                "above_median": float(self.above_median), "any_medal": float(self.medal is not None), **medals,
+                "medal_rank": float(MEDAL_RANK.get(self.medal or "", 0)), "steps": float(self.steps),
+                "wall_time_s": self.wall_time_s, "integrity_passed": float(bool(self.integrity.get("passed"))),
+                "failed": float(self.status == "failed"), "llm_tokens": float(self.tokens), "cost_usd": self.cost_usd,
+                "llm_calls": float(self.llm_calls), "llm_cache_hits": float(self.llm_cache_hits),
+                "llm_errors": float(self.llm_errors), "llm_truncated_replies": float(self.llm_truncated_replies),
+                "llm_context_trims": float(self.llm_context_trims)}
+
+    @classmethod
+    def failed(cls, *, task_id: str, agent: str, seed: int, episode_id: str, episode_dir: str, error: str,
+               error_class: str, wall_time_s: float, steps: int = 0, model: str = "", sweep_id: str | None = None,
+               episode_key: str | None = None, metric: str = "", higher_is_better: bool = True,
+               leaderboard_provenance: str = "", max_steps: int = 0) -> EpisodeResult:
+        """The result of an episode the harness could not finish: no grade, the error as its end reason."""
+        return cls(task_id=task_id, agent=agent, seed=seed, episode_id=episode_id, valid=False, score=None, medal=None,
+                   above_median=False, human_rank=0.0, position=None, leaderboard_provenance=leaderboard_provenance,
+                   final_step=None, final_reason=f"failed: {error}", errors=[error], steps=steps,
+                   wall_time_s=round(wall_time_s, 3), integrity={}, sandbox="", sandbox_isolated=False,
+                   episode_dir=episode_dir, metric=metric, higher_is_better=higher_is_better, max_steps=max_steps,
+                   model=model, status="failed", end_reason=error, error_class=error_class, sweep_id=sweep_id,
+                   episode_key=episode_key)
+
+
+MEDAL_TIERS = ("gold", "silver", "bronze")
+MEDAL_RANK = {"gold": 3, "silver": 2, "bronze": 1}  # the medal as a number, for a chart across episodes
+
+
+def end_reason(env: MLEEnvironment) -> str:
+    """Why the episode ended: the agent's own reason (LLM scaffolds say it), an agent crash, a budget, or the
+    agent's submit."""
+    last = env.history[-1] if env.history else None
+    agent = last.agent if last else {}
+    if agent.get("end_reason"):
+        return str(agent["end_reason"])
+    if agent.get("agent_error"):
+        return f"the agent raised {agent['agent_error']}"
+    if env.outcome is not None and "budget exhausted" in env.outcome.reason:
+        return env.outcome.reason.split(":")[0]
+    if last is not None and last.action.get("type") == "submit":
+        return "the agent submitted"
+    return env.outcome.reason if env.outcome is not None else ""
 
 
 def _startup_s(env: MLEEnvironment, integrity: dict[str, Any]) -> float:
@@ -136,7 +185,10 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         sandbox_isolated=env.sandbox.isolated, episode_dir=str(env.episode_dir), metric=env.spec.metric_name,
         higher_is_better=env.spec.higher_is_better, task_splits=env.spec.tags.get("splits", ""),
         reward_mode=env.reward_mode, max_steps=env.max_steps, tokens=usage.tokens, cost_usd=usage.cost_usd,
-        llm_calls=usage.llm_calls, sandbox_startup_s=_startup_s(env, integrity or {}), sweep_id=sweep_id,
+        llm_calls=usage.llm_calls, llm_cache_hits=usage.cache_hits, llm_errors=usage.llm_errors,
+        llm_truncated_replies=usage.truncated_replies, llm_context_trims=usage.context_trims,
+        model=str(next((s.agent["model"] for s in env.history if s.agent.get("model")), "")),
+        end_reason=end_reason(env), sandbox_startup_s=_startup_s(env, integrity or {}), sweep_id=sweep_id,
         episode_key=episode_key, feedback_protocol=env.feedback.name,
         leaderboard_comparable=env.feedback.leaderboard_comparable,
         provenance=episode_provenance(env, agent_options),

@@ -7,7 +7,8 @@ as its one parameter, so a deployment run carries it as JSON: :meth:`EpisodeConf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE, DEFAULT_SEED
@@ -25,6 +26,11 @@ class EpisodeConfig:
     ``parent_run_id`` is the sweep's MLflow run, parent of the episode's run. ``command`` makes the episode
     a command agent's (an external program run for the whole episode, see ``agents/external/``); ``agent``
     is then only its label.
+
+    ``episode_id`` is the episode's one name: its Prefect flow-run name, its MLflow run name, its folder and
+    results file, what the CLI prints. A sweep episode's is its idempotency key; any other episode gets
+    ``<agent>--<task>--s<seed>--<8 hex>`` from :meth:`with_identity`, which every way in calls once, so a
+    Prefect retry of a flow run (same parameters) is the same episode again.
     """
 
     task_id: str
@@ -41,6 +47,7 @@ class EpisodeConfig:
     agent_options: dict[str, Any] = field(default_factory=dict)
     feedback: str | None = None  # the feedback protocol (dojo/feedback.py); None: the default for the agent
     command: dict[str, Any] | None = None  # a command agent (agents/external/spec.py); ``agent`` is its label
+    episode_id: str | None = None
 
     def __post_init__(self) -> None:
         protocol = feedback_protocol(self.protocol)  # an unknown name fails here, with the known ones
@@ -75,10 +82,17 @@ class EpisodeConfig:
             raise ValueError("not a sweep episode: sweep_id is unset")
         return self.episode_key
 
+    def with_identity(self) -> EpisodeConfig:
+        """The config with its ``episode_id`` set (see the class docstring); unchanged when it has one."""
+        if self.episode_id:
+            return self
+        return replace(self, episode_id=self.episode_key
+                       or f"{self.agent}--{self.task_id}--s{self.seed}--{uuid.uuid4().hex[:8]}")
+
     @property
     def run_name(self) -> str:
-        """The episode's name in Prefect and MLflow."""
-        return f"{self.agent}-{self.task_id}-seed{self.seed}"
+        """The episode's name in Prefect, MLflow, the CLI and the files: its episode id."""
+        return self.with_identity().episode_id or ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (a deployment's flow-run parameter)."""

@@ -56,6 +56,7 @@ class EpisodeState:
     score: float | None = None
     valid: bool | None = None
     error: str | None = None
+    error_class: str | None = None  # task, agent or infrastructure (see flows/failures.py)
 
 
 def sweep_dir(settings: Settings, sweep_id: str) -> Path:
@@ -141,17 +142,21 @@ def sweep_status(settings: Settings, spec: SweepSpec) -> list[EpisodeState]:
     for agent, task, seed in spec.episodes():
         key = episode_config(spec, agent, task, seed).require_key()
         failure, running = folder / "failures" / f"{key}.json", folder / "running" / f"{key}.json"
-        if key in done:
-            row = done[key]
+        row = done.get(key)
+        if row is not None and row.get("status") != "failed":
             states.append(EpisodeState(key, agent.name, task, seed, "completed", row["score"], bool(row["valid"])))
         elif running.is_file():
             pid = json.loads(running.read_text()).get("pid", -1)
             state = "running" if _pid_alive(pid) else "crashed"
             states.append(EpisodeState(key, agent.name, task, seed, state,
                                        error=None if state == "running" else "the process running it died"))
+        elif row is not None:  # the failed episode's own row
+            states.append(EpisodeState(key, agent.name, task, seed, "failed", error=row.get("end_reason"),
+                                       error_class=row.get("error_class") or None))
         elif failure.is_file():
-            states.append(EpisodeState(key, agent.name, task, seed, "failed",
-                                       error=json.loads(failure.read_text())["error"]))
+            recorded = json.loads(failure.read_text())
+            states.append(EpisodeState(key, agent.name, task, seed, "failed", error=recorded["error"],
+                                       error_class=recorded.get("error_class")))
         else:
             states.append(EpisodeState(key, agent.name, task, seed, "pending"))
     return states
@@ -224,10 +229,13 @@ def _run_one(spec: SweepSpec, agent: AgentEntry, task: str, seed: int, settings:
                     config)
         (folder / "failures" / f"{key}.json").unlink(missing_ok=True)
         return EpisodeState(key, agent.name, task, seed, "completed", result.get("score"), result.get("valid"))
-    except Exception as exc:  # noqa: BLE001 - infrastructure failure after retries: record it, go on
-        error = f"{type(exc).__name__}: {exc}"
-        (folder / "failures" / f"{key}.json").write_text(json.dumps({"error": error, "time": time.time()}))
-        return EpisodeState(key, agent.name, task, seed, "failed", error=error)
+    except Exception as exc:  # noqa: BLE001 - a failure (after retries, if worth any): record it, go on
+        from dojoflow.flows.failures import classify_error, describe
+
+        error, error_class = describe(exc), classify_error(exc)
+        (folder / "failures" / f"{key}.json").write_text(json.dumps({"error": error, "error_class": error_class,
+                                                                     "time": time.time()}))
+        return EpisodeState(key, agent.name, task, seed, "failed", error=error, error_class=error_class)
     finally:
         marker.unlink(missing_ok=True)
 
@@ -262,7 +270,23 @@ def _run_on_deployment(spec: SweepSpec, key: str, params: dict[str, Any], name: 
             last = f"flow run {flow_run.id} did not finish within {spec.episode_timeout_s:g} s"
         else:
             last = f"flow run {flow_run.id} ended {state.name}: {state.message or ''}".strip()
+            if _deterministic_failure(key):
+                break  # the same error again on resubmission: the episode's row says it was the task or agent
     raise ServiceError(last)
+
+
+def _deterministic_failure(key: str) -> bool:
+    """Whether the episode's results row records a task or agent error (not worth resubmitting)."""
+    from dojoflow.flows.failures import is_retryable
+    from dojoflow.storage.results import load_results
+
+    settings = get_settings()
+    sync_results(settings)
+    row_file = settings.results_dir / f"{key}.parquet"
+    if not row_file.is_file():
+        return False
+    row = load_results(row_file).iloc[0]
+    return row["status"] == "failed" and not is_retryable(str(row["error_class"]))
 
 
 def run_sweep(spec: SweepSpec, settings: Settings | None = None,
@@ -298,8 +322,27 @@ def run_sweep(spec: SweepSpec, settings: Settings | None = None,
             append_event(settings, spec.name, state.key, state.state)
     flush_pending(settings)
     states = sweep_status(settings, spec)
-    _finish_report(settings, spec, parent)
+    _finish_report(settings, spec, parent, states)
+    if spec.deployment and not any(s.state == "running" for s in states):
+        remove_concurrency_limit(limit_name)
     return states
+
+
+def remove_concurrency_limit(name: str) -> None:
+    """Delete the sweep's global concurrency limit once the sweep has ended (a resume creates it again)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async def delete() -> None:
+        async with get_client() as client:
+            try:
+                await client.delete_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                pass
+
+    asyncio.run(delete())
 
 
 def _start_parent_run(settings: Settings, spec: SweepSpec) -> str:
@@ -309,24 +352,45 @@ def _start_parent_run(settings: Settings, spec: SweepSpec) -> str:
     return start_parent_run(settings, spec.name, spec.to_dict())
 
 
-def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str) -> None:
-    """Aggregate the sweep's rows: a Prefect Markdown artifact and the MLflow parent run's table and plot."""
+def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str, states: list[EpisodeState]) -> None:
+    """Aggregate the sweep's completed rows and list what did not complete: a Prefect Markdown artifact and
+    the MLflow parent run's description, table and plot (the run ends FAILED when an episode failed)."""
     from dojoflow.reporting.pooling import report_sections
     from dojoflow.reporting.render import plot, sections_markdown
-    from dojoflow.storage.results import load_results
+    from dojoflow.storage.results import completed, load_results
     from dojoflow.storage.tracking import finish_parent_run
 
     results = load_results(settings.results_dir)
-    rows = results[results["sweep_id"] == spec.name]
-    if rows.empty:
-        finish_parent_run(settings, parent_run_id, {}, {})
-        return
-    sections = report_sections(rows, pool=True)  # a resumed sweep may span commits: pooled, and it says so
-    report = sections[0]
-    markdown = f"# Sweep {spec.name}\n\n" + sections_markdown(sections)
+    rows = completed(results[results["sweep_id"] == spec.name])
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.state] = counts.get(state.state, 0) + 1
+    header = (f"# Sweep {spec.name}\n\n{len(states)} episodes: "
+              + ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) + "\n")
+    unfinished = [s for s in states if s.state != "completed"]
+    if unfinished:
+        header += ("\n## Episodes that did not complete\n\n| episode | state | error class | error |\n"
+                   "|---|---|---|---|\n")
+        header += "".join(f"| {s.key} | {s.state} | {s.error_class or ''} | "
+                          f"{(s.error or '').replace('|', '/')[:300]} |\n" for s in unfinished)
+        header += f"\nRe-run them: `dojoflow sweep retry {spec.name}` (or Retry on the flow run in the Prefect UI).\n"
     folder = sweep_dir(settings, spec.name)
+    artifacts: dict[str, Path] = {"report.md": folder / "report.md"}
+    metrics: dict[str, float] = {"episodes_failed": float(len(unfinished)), "episodes_completed": float(
+        counts.get("completed", 0))}
+    if rows.empty:
+        markdown = header + "\nNo episode completed: nothing to aggregate.\n"
+    else:
+        sections = report_sections(rows, pool=True)  # a resumed sweep may span commits: pooled, and it says so
+        report = sections[0]
+        markdown = header + "\n## Completed episodes\n\n" + sections_markdown(sections)
+        plot(report, rows, folder / "report.png")
+        artifacts["report.png"] = folder / "report.png"
+        for r in report.rates[report.rates["split"] == "all"].to_dict("records"):
+            metrics.update({f"{r['agent']}.human_rank_mean": r["human_rank_mean"],
+                            f"{r['agent']}.valid_mean": r["valid_mean"],
+                            f"{r['agent']}.any_medal_mean": r["any_medal_mean"]})
     (folder / "report.md").write_text(markdown + "\n")
-    plot(report, rows, folder / "report.png")
     try:
         from prefect.artifacts import create_markdown_artifact
 
@@ -334,10 +398,4 @@ def _finish_report(settings: Settings, spec: SweepSpec, parent_run_id: str) -> N
                                  description=f"dojoflow sweep {spec.name}")
     except Exception:  # noqa: BLE001 - outside a flow run there is nothing to attach the artifact to
         pass
-    metrics = {}
-    for r in report.rates[report.rates["split"] == "all"].to_dict("records"):
-        metrics.update({f"{r['agent']}.human_rank_mean": r["human_rank_mean"],
-                        f"{r['agent']}.valid_mean": r["valid_mean"],
-                        f"{r['agent']}.any_medal_mean": r["any_medal_mean"]})
-    finish_parent_run(settings, parent_run_id, metrics, {"report.md": folder / "report.md",
-                                                         "report.png": folder / "report.png"})
+    finish_parent_run(settings, parent_run_id, metrics, artifacts, description=markdown, failed=bool(unfinished))

@@ -51,27 +51,23 @@ def report_sections(results: pd.DataFrame, pool: bool = False) -> list[Report]:
     """One report per feedback protocol; raises UsageError where an agent's results were obtained differently
     (unless ``pool``)."""
     from dojoflow.reporting.render import Report
-    from dojoflow.storage.results import LEGACY_DEFAULTS
+    from dojoflow.storage.results import completed, with_model_label
 
     if results.empty:
         raise UsageError("the results table is empty: run some episodes first (dojoflow run / demo)")
-    frame = results.copy()
-    for column, value in LEGACY_DEFAULTS.items():
-        frame[column] = frame[column].fillna(value) if column in frame.columns else value
-    models = frame["model"].fillna("").astype(str)
-    frame["agent"] = frame["agent"].astype(str) + models.map(lambda m: f" ({m})" if m else "")  # models never pool
     sections, problems = [], []
-    for protocol, group in frame.groupby("feedback_protocol", sort=True):
+    for protocol, group in results.groupby("feedback_protocol", sort=True):
         pooled: dict[str, list[str]] = {}
-        for agent, rows in group.groupby("agent"):
+        graded = with_model_label(completed(group))  # failed episodes are counted, not aggregated; models never pool
+        for agent, rows in graded.groupby("agent"):
             if rows["provenance_key"].nunique() > 1:
                 fields = differences(_blocks(rows)) or ["provenance unknown for rows recorded before it existed"]
                 pooled[str(agent)] = fields
                 problems.append(f"{agent} under {protocol}: {', '.join(fields)}")
         report = Report.from_results(group)
-        blocks = _blocks(group)
+        blocks = _blocks(graded)
         report.protocol = str(protocol)
-        report.comparable = bool(group["leaderboard_comparable"].astype(bool).all())
+        report.comparable = bool(graded["leaderboard_comparable"].astype(bool).all())
         report.provenance = _common(blocks)
         report.differences = differences(blocks)
         report.pooled = pooled

@@ -27,13 +27,27 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)  # the conditions all its results share
     differences: list[str] = field(default_factory=list)  # provenance fields in which its results differ
     pooled: dict[str, list[str]] = field(default_factory=dict)  # agent -> fields pooled across (--pool)
+    failed: int = 0  # episodes the harness could not finish (not aggregated; counted)
 
     @classmethod
     def from_results(cls, results: pd.DataFrame) -> Report:
-        """The report of a results table (one row per episode)."""
+        """The report of a results table (one row per episode).
+
+        Only completed episodes are aggregated (failed ones have no grade; :attr:`failed` counts them). An
+        agent run with several models is one row per model: its name in the report is ``agent (model)``,
+        and the rates table has a ``model`` column."""
+        from dojoflow.storage.results import completed, with_model_label
+
         if results.empty:
             raise UsageError("the results table is empty: run some episodes first (dojoflow run / demo)")
-        return cls(rate_table(results), aup(results), elo(results), len(results))
+        graded = with_model_label(completed(results))
+        if graded.empty:
+            raise UsageError(f"none of the {len(results)} episodes completed (all failed): nothing to aggregate; "
+                             "their end reasons are in the results table's `end_reason` column")
+        rates = rate_table(graded)
+        models = dict(zip(graded["agent"], graded["model"]))
+        rates.insert(1, "model", rates["agent"].map(models).fillna(""))
+        return cls(rates, aup(graded), elo(graded), len(graded), failed=len(results) - len(graded))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: rates, AUP and Elo."""
@@ -41,8 +55,8 @@ class Report:
                 for r in self.rates.to_dict("records")]
         return {"episodes": self.episodes, "feedback_protocol": self.protocol,
                 "leaderboard_comparable": self.comparable, "provenance": self.provenance,
-                "differences": self.differences, "pooled": self.pooled, "rates": rows, "aup": self.aup,
-                "elo": self.elo}
+                "differences": self.differences, "pooled": self.pooled, "failed": self.failed, "rates": rows,
+                "aup": self.aup, "elo": self.elo}
 
     @property
     def heading(self) -> str:

@@ -30,13 +30,18 @@ class TrackedRun:
     tags: dict[str, str]
     artifacts: dict[str, Path] = field(default_factory=dict)
     call_metrics: list[dict[str, float | None]] = field(default_factory=list)  # per LLM-gateway call
+    run_id: str | None = None  # the run created when the episode started, if the tracking server took it
+    status: str = "FINISHED"  # FINISHED, or FAILED for an episode the harness could not finish
+    start_time_ms: int | None = None  # when the episode started (a run created late still shows its Duration)
 
 
 def _deliver_tracked(settings: Settings, meta: dict[str, Any], files: dict[str, Path]) -> str:
     from dojoflow.storage.tracking import record_run
 
     return record_run(settings, meta["run_name"], meta["params"], meta["metrics"], meta["step_metrics"],
-                      meta["tags"], files, episode_id=meta["episode_id"], call_metrics=meta.get("call_metrics"))
+                      meta["tags"], files, episode_id=meta["episode_id"], run_id=meta.get("run_id"),
+                      status=meta.get("status", "FINISHED"), start_time_ms=meta.get("start_time_ms"),
+                      call_metrics=meta.get("call_metrics"))
 
 
 def _artifact_files(artifacts: dict[str, Path]) -> dict[str, Path]:

@@ -3,6 +3,10 @@
 Each episode writes its own file ``$DOJOFLOW_HOME/results/<episode-id>.parquet`` (atomically: written to a
 temporary name, then renamed), so concurrent episodes never contend for one file and re-recording an
 episode replaces its row instead of duplicating it. :func:`load_results` reads the folder as one table.
+
+Failed episodes have a row too (``status`` ``failed``, ``end_reason``, ``error_class``; no score). Columns
+added later (``model``, ``status``, ``end_reason``, ``error_class``) are filled in for rows written before
+them (:data:`ADDED_COLUMNS`: an old row is a completed episode of an unknown model), so old results load.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ if TYPE_CHECKING:
 COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_splits", "seed", "valid", "score",
            "higher_is_better", "medal",
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
-           "integrity_passed", "leaderboard_provenance", "finished_at", "feedback_protocol", "leaderboard_comparable",
-           "model", "provenance", "provenance_key")
-# What rows written before a column existed read as (every episode then ran under public-test feedback).
-LEGACY_DEFAULTS = {"feedback_protocol": "public-test", "leaderboard_comparable": False, "model": "",
-                   "provenance": "{}", "provenance_key": ""}
+           "integrity_passed", "leaderboard_provenance", "model", "status", "end_reason", "error_class",
+           "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key")
+# The value of each later column in rows written before it existed (every such episode ran under public-test
+# feedback, with no recorded provenance).
+ADDED_COLUMNS = {"model": "", "status": "completed", "end_reason": "", "error_class": "",
+                 "feedback_protocol": "public-test", "leaderboard_comparable": False, "provenance": "{}",
+                 "provenance_key": ""}
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
@@ -30,7 +36,7 @@ def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    row = {"sweep_id": "", "episode_key": "", **row}  # set only for sweep episodes
+    row = {"sweep_id": "", "episode_key": "", **ADDED_COLUMNS, **row}  # sweep ids: set only for sweep episodes
     missing = set(COLUMNS) - set(row)
     if missing:
         raise ValueError(f"result row lacks columns: {', '.join(sorted(missing))}")
@@ -48,17 +54,31 @@ def load_results(source: Path) -> pd.DataFrame:
 
     source = Path(source)
     if source.is_file():
-        return _with_legacy_columns(pq.read_table(source).to_pandas())
+        return _with_added_columns(pq.read_table(source).to_pandas())
     files = sorted(p for p in source.glob("*.parquet") if not p.name.startswith(".tmp-")) if source.is_dir() else []
     if not files:
         return pd.DataFrame(columns=list(COLUMNS))
-    return _with_legacy_columns(pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True))
+    return _with_added_columns(pd.concat([_with_added_columns(pq.read_table(f).to_pandas()) for f in files],
+                                         ignore_index=True))
 
 
-def _with_legacy_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    for column, value in LEGACY_DEFAULTS.items():
-        if column not in frame.columns:
-            frame[column] = value
-        else:
-            frame[column] = frame[column].fillna(value)
+def _with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    for column, default in ADDED_COLUMNS.items():
+        frame[column] = frame[column].fillna(default) if column in frame else default
+    return frame
+
+
+def completed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of episodes that were graded (the ones reports aggregate)."""
+    frame = _with_added_columns(frame.copy())
+    return frame[frame["status"] != "failed"]
+
+
+def with_model_label(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose ``agent`` names the model too (``react (gpt-4o-mini)``) where the model is known, so two
+    models behind one scaffold are never pooled into one report row; the ``model`` column is kept."""
+    frame = _with_added_columns(frame.copy())
+    model = frame["model"].fillna("").astype(str)
+    frame["agent"] = [f"{a} ({m})" if m else a for a, m in zip(frame["agent"], model)]
+    frame["model"] = model
     return frame

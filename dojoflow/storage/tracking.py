@@ -91,43 +91,48 @@ def _client(settings: Settings):
     return client
 
 
+EXPERIMENT_TAGS = {
+    # MLflow 3 opens an experiment of this kind on its runs table (not the GenAI traces view)
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "dojoflow episodes: one run per episode (one agent on one task with one seed), named by its episode id. "
+        "Sweeps are parent runs with their episodes nested under them. Compare across tasks with `human_rank` "
+        "(0-1, the share of the leaderboard beaten) rather than `score`, whose metric and direction differ per "
+        "task (params `metric` and `higher_is_better`). The medal is the tag `dojoflow.medal` and the metrics "
+        "`gold`, `silver`, `bronze`, `medal_rank`; failed episodes are runs with status FAILED, tag "
+        "`dojoflow.end_reason` and `dojoflow.error_class`."),
+}
+_tagged_experiments: set[tuple[str, str]] = set()
+
+
 def experiment_id(client, settings: Settings, name: str = EXPERIMENT) -> str:
-    """Get or create the experiment, with artifacts under the dojoflow home."""
+    """Get or create the experiment, with artifacts under the dojoflow home and the tags that make MLflow 3
+    show it as a runs table with a description (set once per process on an existing experiment too)."""
     existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    # a local database keeps artifacts under the dojoflow home; a tracking server decides for itself
-    local = settings.tracking_uri.startswith(("sqlite:", "file:", "/"))
-    location = (settings.mlflow_artifacts_dir / name).resolve().as_uri() if local else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:  # created concurrently by another process
-        return client.get_experiment_by_name(name).experiment_id
+    if existing is None:
+        # a local database keeps artifacts under the dojoflow home; a tracking server decides for itself
+        local = settings.tracking_uri.startswith(("sqlite:", "file:", "/"))
+        location = (settings.mlflow_artifacts_dir / name).resolve().as_uri() if local else None
+        try:
+            found = client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+            _tagged_experiments.add((settings.tracking_uri, found))
+            return found
+        except Exception:  # created concurrently by another process
+            existing = client.get_experiment_by_name(name)
+    found = existing.experiment_id
+    if (settings.tracking_uri, found) not in _tagged_experiments:
+        for key, value in EXPERIMENT_TAGS.items():
+            if existing.tags.get(key) != value:
+                client.set_experiment_tag(found, key, value)
+        _tagged_experiments.add((settings.tracking_uri, found))
+    return found
 
 
-def record_run(settings: Settings, run_name: str, params: dict[str, Any], metrics: dict[str, float | None],
-               step_metrics: list[dict[str, float | None]], tags: dict[str, str],
-               artifacts: dict[str, Path], episode_id: str | None = None,
-               call_metrics: list[dict[str, float | None]] | None = None) -> str:
-    """Create one finished MLflow run with params, final and per-step metrics, tags and artifacts.
-
-    ``artifacts`` maps an artifact path in the run to a local file or directory; ``call_metrics`` are the
-    LLM gateway's per-call figures (``llm_call_<name>`` at each call's index). With an ``episode_id``
-    (also in ``tags`` as ``dojoflow.episode_id``) the run is idempotent: a finished run of that episode is
-    returned as it is, and an unfinished one (a recording that crashed) is deleted before the new run is
-    created - so re-delivering a parked run, or re-recording a retried sweep episode, never makes two.
-    """
+def _log(client, run_id: str, params: dict[str, Any], metrics: dict[str, float | None],
+         step_metrics: list[dict[str, float | None]], tags: dict[str, str],
+         call_metrics: list[dict[str, float | None]] | None = None) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
-    client = _client(settings)
-    experiment = experiment_id(client, settings)
-    if episode_id:
-        for existing in client.search_runs([experiment], f"tags.`dojoflow.episode_id` = '{episode_id}'"):
-            if existing.info.status == "FINISHED":
-                return existing.info.run_id
-            client.delete_run(existing.info.run_id)
-    run = client.create_run(experiment, run_name=run_name, tags={"mlflow.runName": run_name, **tags})
-    run_id = run.info.run_id
     now = int(time.time() * 1000)
     metric_rows = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
     for index, values in enumerate(step_metrics):
@@ -139,9 +144,88 @@ def record_run(settings: Settings, run_name: str, params: dict[str, Any], metric
                      tags=[RunTag(k, str(v)) for k, v in tags.items()])
     for start in range(MAX_BATCH_METRICS, len(metric_rows), MAX_BATCH_METRICS):  # MLflow's per-batch limit
         client.log_batch(run_id, metrics=metric_rows[start:start + MAX_BATCH_METRICS])
+
+
+def _episode_runs(client, experiment: str, episode_id: str) -> list:
+    return client.search_runs([experiment], f"tags.`dojoflow.episode_id` = '{episode_id}'",
+                              order_by=["attributes.start_time ASC"])
+
+
+def start_episode_run(settings: Settings, run_name: str, params: dict[str, Any], tags: dict[str, str],
+                      episode_id: str) -> tuple[str, str]:
+    """A RUNNING run for an episode that starts now (its Duration in the UI is then the episode's).
+
+    A finished run of the same episode (a sweep episode recorded before) is reused as it is; a RUNNING one
+    (a recording that crashed) is deleted; FAILED and KILLED runs are kept as earlier attempts, and the new
+    run's ``dojoflow.attempt`` tag counts them. Returns (run id, experiment id)."""
+    client = _client(settings)
+    experiment = experiment_id(client, settings)
+    earlier = _episode_runs(client, experiment, episode_id)
+    for run in earlier:
+        if run.info.status == "FINISHED":
+            return run.info.run_id, experiment
+    for run in earlier:
+        if run.info.status == "RUNNING":
+            client.delete_run(run.info.run_id)
+    attempt = 1 + sum(run.info.status in ("FAILED", "KILLED") for run in earlier)
+    run = client.create_run(experiment, run_name=run_name,
+                            tags={"mlflow.runName": run_name, **tags, "dojoflow.attempt": str(attempt)})
+    _log(client, run.info.run_id, params, {}, [], {})
+    return run.info.run_id, experiment
+
+
+def record_run(settings: Settings, run_name: str, params: dict[str, Any], metrics: dict[str, float | None],
+               step_metrics: list[dict[str, float | None]], tags: dict[str, str],
+               artifacts: dict[str, Path], episode_id: str | None = None, run_id: str | None = None,
+               status: str = "FINISHED", start_time_ms: int | None = None,
+               call_metrics: list[dict[str, float | None]] | None = None) -> str:
+    """Fill an episode's run with params, final and per-step metrics, tags and artifacts, and end it in
+    ``status`` (FINISHED, FAILED or KILLED).
+
+    ``run_id``: the run :func:`start_episode_run` created (when it still exists and is unfinished);
+    otherwise the run is created here, with ``start_time_ms`` as its start. ``artifacts`` maps an artifact
+    path in the run to a local file or directory; ``call_metrics`` are the LLM gateway's per-call figures
+    (``llm_call_<name>`` at each call's index). With an ``episode_id`` (also in ``tags`` as
+    ``dojoflow.episode_id``) the run is idempotent: a finished run of that episode is returned as it is, and
+    an unfinished one (a recording that crashed) is deleted before the new run is created - so re-delivering
+    a parked run, or re-recording a retried sweep episode, never makes two.
+    """
+    client = _client(settings)
+    experiment = experiment_id(client, settings)
+    run = None
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - gone (deleted, another database): create one below
+            run = None
+        if run is not None and (run.info.lifecycle_stage != "active" or run.info.status != "RUNNING"):
+            if run.info.status == "FINISHED" and run.info.lifecycle_stage == "active":
+                return run_id
+            run = None
+    if run is None and episode_id:
+        earlier = _episode_runs(client, experiment, episode_id)
+        for existing in earlier:
+            if existing.info.status == "FINISHED":
+                return existing.info.run_id
+            if existing.info.status == "RUNNING":
+                client.delete_run(existing.info.run_id)
+        tags = {**tags, "dojoflow.attempt": str(1 + sum(r.info.status in ("FAILED", "KILLED") for r in earlier))}
+    if run is None:
+        run = client.create_run(experiment, run_name=run_name, start_time=start_time_ms,
+                                tags={"mlflow.runName": run_name, **tags})
+    run_id = run.info.run_id
+    _log(client, run_id, params, metrics, step_metrics, tags, call_metrics)
     log_artifacts(client, run_id, run.info.artifact_uri, artifacts)
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, status)
     return run_id
+
+
+def end_run(settings: Settings, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    """Mark a run ended (KILLED for an interrupted episode), with a few last tags."""
+    client = _client(settings)
+    if tags:
+        _log(client, run_id, {}, {}, [], tags)
+    client.set_terminated(run_id, status)
 
 
 def log_artifacts(client: Any, run_id: str, artifact_uri: str, artifacts: dict[str, Path]) -> None:
@@ -171,33 +255,42 @@ def find_run(settings: Settings, run_id: str):
     return _client(settings).get_run(run_id)
 
 
-SWEEP_EXPERIMENT = "dojoflow-sweeps"
+SWEEP_EXPERIMENT = EXPERIMENT  # sweeps and their episodes share one experiment, so the runs table nests them
 
 
 def start_parent_run(settings: Settings, sweep_id: str, spec: dict[str, Any]) -> str:
-    """A running MLflow run for the sweep (the same one again when the sweep is resumed)."""
+    """A running MLflow run for the sweep (the same one again when the sweep is resumed); its episodes are
+    nested under it (``mlflow.parentRunId``) in the same experiment."""
     import json
 
     client = _client(settings)
     experiment = experiment_id(client, settings, SWEEP_EXPERIMENT)
-    for existing in client.search_runs([experiment], f"tags.`dojoflow.sweep_id` = '{sweep_id}'"):
+    name = f"sweep-{sweep_id}"
+    for existing in client.search_runs([experiment], f"tags.`dojoflow.sweep_id` = '{sweep_id}' and "
+                                                     "tags.`dojoflow.kind` = 'sweep'"):
         client.update_run(existing.info.run_id, status="RUNNING")
         return existing.info.run_id
-    run = client.create_run(experiment, run_name=f"sweep {sweep_id}",
-                            tags={"mlflow.runName": f"sweep {sweep_id}", "dojoflow.sweep_id": sweep_id})
+    run = client.create_run(experiment, run_name=name,
+                            tags={"mlflow.runName": name, "dojoflow.sweep_id": sweep_id, "dojoflow.kind": "sweep",
+                                  "mlflow.note.content": f"Sweep **{sweep_id}**: running. Its episodes are the "
+                                                         "nested runs below it."})
     client.log_text(run.info.run_id, json.dumps(spec, indent=1), "sweep_spec.json")
     return run.info.run_id
 
 
-def finish_parent_run(settings: Settings, run_id: str, metrics: dict[str, float], artifacts: dict[str, Path]) -> None:
-    """Log the aggregated metrics and report files and mark the sweep's run finished."""
+def finish_parent_run(settings: Settings, run_id: str, metrics: dict[str, float], artifacts: dict[str, Path],
+                      description: str = "", failed: bool = False) -> None:
+    """Log the aggregated metrics, report files and description; the run ends FAILED when an episode
+    failed, so the runs table shows it."""
     from mlflow.entities import Metric
 
     client = _client(settings)
     now = int(time.time() * 1000)
     if metrics:
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    if description:
+        client.set_tag(run_id, "mlflow.note.content", description)
     for path in artifacts.values():
         if path.is_file():
             client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
