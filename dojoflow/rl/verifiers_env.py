@@ -36,7 +36,7 @@ class DojoflowMultiTurnEnv(vf.MultiTurnEnv):
     async def setup_state(self, state: vf.State, **kwargs: Any) -> vf.State:
         """Start the row's episode; its overview joins the last prompt message."""
         info = state.get("info") or {}
-        session = EpisodeSession(info["task"], self.config, seed=int(info.get("seed", 0)))
+        session = EpisodeSession(info["dojoflow_task"], self.config, seed=int(info.get("dojoflow_seed", 0)))
         state[SESSION] = session
         overview = await asyncio.to_thread(session.start)
         prompt = [dict(m) for m in state["prompt"]]
@@ -96,7 +96,7 @@ def load_environment(tasks: list[TaskRef] | None = None, *, repeats: int = 1, se
     ``feedback``, ...), so ``vf-eval dojoflow -a '{"feedback": "validation"}'`` works."""
     config = config or RolloutConfig(**config_fields)
     rows = dataset_rows(tasks or ["iris-species", "penguins-body-mass", "wine-cultivar"], repeats=repeats, seed=seed)
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "info": {"task": r["task"], "seed": r["seed"]},
-                                  "answer": ""} for r in rows])
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": "",
+                                  "info": {"dojoflow_task": r["task"], "dojoflow_seed": r["seed"]}} for r in rows])
     rubric = vf.Rubric(funcs=[final_reward, best_step_reward, masked], weights=[1.0, 0.0, 0.0])
     return DojoflowMultiTurnEnv(config, dataset=dataset, rubric=rubric, system_prompt=config.system_prompt)
