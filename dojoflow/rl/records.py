@@ -44,6 +44,7 @@ class RolloutRecord:
     wall_s: float = 0.0
     code_time_s: float = 0.0
     startup_s: float = 0.0
+    act_time_s: float = 0.0
     worker: str = ""
     error: str | None = None
 

@@ -70,6 +70,7 @@ def run_rollout(task: TaskRef, policy: Policy, *, seed: int = 0, config: Rollout
         episode_id=summary.get("episode_id", ""), final=summary.get("final"), turns=turns,
         steps=summary.get("steps", 0), wall_s=round(time.monotonic() - started, 4),
         code_time_s=summary.get("code_time_s", 0.0), startup_s=summary.get("startup_s", 0.0),
+        act_time_s=summary.get("act_time_s", 0.0),
         worker=worker or f"pid-{os.getpid()}", error=error)
 
 
@@ -114,8 +115,11 @@ class RolloutPool:
     ``processes`` defaults to the CPU count. Workers start with the forkserver method, preloaded with
     dojoflow, so a worker costs one fork rather than a fresh interpreter importing pandas."""
 
-    def __init__(self, processes: int | None = None) -> None:
+    def __init__(self, processes: int | None = None, *, reuse_sandboxes: bool = True) -> None:
+        """``reuse_sandboxes``: each worker keeps one warm sandbox across episodes (a slot); False gives each
+        episode a sandbox of its own (a warm worker started per episode; the benchmark's baseline)."""
         self.processes = processes or os.cpu_count() or 1
+        self.reuse_sandboxes = reuse_sandboxes
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["dojoflow.rl.rollout"])
         self._executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
@@ -133,7 +137,8 @@ class RolloutPool:
     def submit(self, task: TaskRef, policy: Policy, *, seed: int, config: RolloutConfig, group_id: str,
                index: int) -> Future[RolloutRecord]:
         """Start one rollout in a worker process."""
-        return self._executor.submit(_pooled_rollout, task, policy, seed=seed, config=config, group_id=group_id,
+        run = _pooled_rollout if self.reuse_sandboxes else run_rollout
+        return self._executor.submit(run, task, policy, seed=seed, config=config, group_id=group_id,
                                      index=index)
 
     def group(self, task: TaskRef, policy: Policy, group_size: int, *, seeds: Sequence[int] | None = None,

@@ -51,6 +51,7 @@ class EpisodeSession:
         self.final: dict[str, Any] | None = None
         self.code_time_s = 0.0  # the agent code's own run time, as the sandbox measured it
         self.startup_s = 0.0  # sandbox start-up (a warm worker importing its libraries)
+        self.act_time_s = 0.0  # wall time spent in act(): the code's run plus the harness around it
         self.started = False
 
     def _env_kwargs(self, episode_id: str | None) -> dict[str, Any]:
@@ -101,6 +102,13 @@ class EpisodeSession:
             raise EpisodeStateError("call start() before act()")
         if self.done:
             raise EpisodeStateError("the episode has ended; its rewards are final")
+        started = time.monotonic()
+        try:
+            return self._act(action)
+        finally:
+            self.act_time_s += time.monotonic() - started
+
+    def _act(self, action: Any) -> tuple[str, float, bool]:
         if isinstance(action, str):
             action = parse_action_text(action)
         try:
@@ -163,4 +171,5 @@ class EpisodeSession:
                 "done": self.done, "truncated_by": self.truncated_by, "masked": self.masked,
                 "final": self.final, "harness_error": self.harness_error, "steps": len(self.env.history),
                 "code_time_s": round(self.code_time_s, 4), "startup_s": round(self.startup_s, 4),
+                "act_time_s": round(self.act_time_s, 4),
                 "elapsed_s": round(time.monotonic() - self.env.started_at, 4)}
