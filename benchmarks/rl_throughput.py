@@ -36,7 +36,7 @@ def figures(group: Group, wall: float) -> dict[str, float]:
     records = group.records
     steps = sum(r.steps for r in records)
     code_steps = sum(1 for r in records for _ in r.step_rewards[:-1]) or 1
-    bad = [r.error for r in records if r.error]
+    bad = [r.error or r.completion[1]["content"][-300:] for r in records if r.error or r.final_reward <= 0]
     if bad:
         raise SystemExit(f"rollouts failed: {bad[:3]}")
     return {

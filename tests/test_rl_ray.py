@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 
 import pytest
 
@@ -42,19 +40,21 @@ def test_group_survives_a_killed_worker(session_home):
         doomed_pid = ray.get(doomed.pid.remote())
         assert ray.get(survivor.pid.remote()) != doomed_pid
 
-        def kill_when_busy() -> None:  # mid-group: once the doomed actor is inside its first rollout
-            time.sleep(8.0)
-            os.kill(doomed_pid, signal.SIGKILL)
+        killed = []
 
-        killer = threading.Thread(target=kill_when_busy)
-        killer.start()
-        group = run_group_ray([doomed, survivor], "iris-species", ScriptedPolicy(code_steps=1, sleep_s=4.0), 4,
-                              config=RolloutConfig(max_steps=3))
-        killer.join()
-        assert group.lost_actors == 1 and len(group.rerun) == 1
+        def kill_when_busy(record, busy) -> None:  # mid-group: the doomed actor is inside a rollout
+            if not killed and doomed in busy:
+                os.kill(doomed_pid, signal.SIGKILL)
+                killed.append(record.index)
+
+        group = run_group_ray([doomed, survivor], "iris-species", ScriptedPolicy(code_steps=1, sleep_s=2.0), 4,
+                              config=RolloutConfig(max_steps=3), on_record=kill_when_busy)
+        detail = [(r.index, r.worker, r.error) for r in group.records]
+        assert killed and group.lost_actors == 1 and len(group.rerun) == 1, (killed, group.rerun, detail)
         assert [r.index for r in group.records] == [0, 1, 2, 3]  # nothing lost, nothing twice
         assert len({r.episode_id for r in group.records}) == 4
-        assert all(r.error is None and r.final_reward > 0 for r in group.records), [r.error for r in group.records]
+        assert all(r.error is None and r.final_reward > 0 for r in group.records), [
+            (r.final_reward, r.step_rewards, r.completion[1]["content"][-600:]) for r in group.records]
         rerun = group.records[group.rerun[0]]
         assert rerun.worker.endswith(str(ray.get(survivor.pid.remote())))
     finally:

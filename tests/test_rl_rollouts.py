@@ -8,7 +8,7 @@ import pytest
 
 from dojoflow.errors import UnknownTaskError, UsageError
 from dojoflow.rl.config import RolloutConfig, dataset_rows, resolve_task
-from dojoflow.rl.policy import PolicyTurn, ScriptedPolicy
+from dojoflow.rl.policy import PolicyTurn, ScriptedPolicy, solution_code
 from dojoflow.rl.records import RolloutRecord, read_records, write_records
 from dojoflow.rl.rollout import RolloutPool, group_seeds, run_rollout
 from dojoflow.rl.session import EpisodeSession
@@ -128,6 +128,8 @@ def test_slot_reuses_the_warm_worker_and_starts_each_episode_clean():
         second.start()
         text, _, _ = second.act({"type": "execute_code", "code": "import os\nprint(sorted(os.listdir('.')))\n"})
         assert "scratch.txt" not in text and second.startup_s == 0.0 and first.startup_s > 0
+        _, reward, _ = second.act({"type": "execute_code", "code": solution_code(0, 0)})
+        assert reward > 0  # the public data is still there for the slot's next episode
         assert slot.sandbox.workers_started == 1
         assert first.env.episode_dir != second.env.episode_dir and (first.env.step_dir(0) / "code.py").exists()
     finally:

@@ -16,7 +16,7 @@ says how many rollouts were re-run.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +76,12 @@ class RayGroup(Group):
 
 def run_group_ray(actors: Sequence[Any], task: TaskRef, policy: Policy, group_size: int, *,
                   seeds: Sequence[int] | None = None, base_seed: int = 0, config: RolloutConfig | None = None,
-                  group_id: str | None = None) -> RayGroup:
-    """G rollouts over ``actors``, re-running on a survivor any rollout whose actor died (see the module doc)."""
+                  group_id: str | None = None,
+                  on_record: Callable[[RolloutRecord, list[Any]], None] | None = None) -> RayGroup:
+    """G rollouts over ``actors``, re-running on a survivor any rollout whose actor died (see the module doc).
+
+    ``on_record(record, busy_actors)`` is called as each record arrives (progress reports; tests use it to
+    kill a busy actor mid-group)."""
     config = config or RolloutConfig()
     group_id = group_id or new_group_id(task)
     seeds = group_seeds(group_size, seeds, base_seed)
@@ -103,6 +107,8 @@ def run_group_ray(actors: Sequence[Any], task: TaskRef, policy: Policy, group_si
             rerun.append(index)
             queue.insert(0, index)  # the actor is gone: run this rollout again elsewhere
             continue
-        records.setdefault(index, RolloutRecord.from_dict(data))  # one record per index
+        record = records.setdefault(index, RolloutRecord.from_dict(data))  # one record per index
         free.append(actor)
+        if on_record is not None:
+            on_record(record, [a for _, a in pending.values()])
     return RayGroup(group_id, [records[i] for i in range(group_size)], rerun=rerun, lost_actors=lost)

@@ -20,6 +20,7 @@ from pathlib import Path
 from dojoflow.config import get_settings
 from dojoflow.dojo.env import MLEEnvironment
 from dojoflow.infra.sandbox import SandboxBackend, get_backend
+from dojoflow.infra.sandbox.workspace import DATA_DIR, TMP_DIR
 
 
 class SlotEnvironment(MLEEnvironment):
@@ -49,17 +50,29 @@ class RolloutSlot:
         self.workspace.mkdir(parents=True, exist_ok=True)
 
     def clear(self) -> None:
-        """Empty the workspace folder, keeping the folder (the warm worker's bind mount points at it)."""
+        """Empty the workspace folder, keeping the folder (the warm worker's bind mount points at it) and what
+        the sandbox manages in it: ``data/`` (a mount point, or the local backend's link to the public data,
+        both bound to the task: another task's data restarts the worker) and the tmp folder (emptied)."""
         for child in self.workspace.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)
+            if child.name == DATA_DIR:
+                continue
+            if child.name == TMP_DIR and child.is_dir() and not child.is_symlink():
+                for inner in child.iterdir():
+                    _remove(inner)
+                continue
+            _remove(child)
 
     def close(self) -> None:
         """Stop the warm worker and remove the folder."""
         self.sandbox.close()
         shutil.rmtree(self.workspace.parent, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 _PROCESS_SLOT: RolloutSlot | None = None
