@@ -45,8 +45,9 @@ def test_trl_environment_contract_and_rewards():
     other.reset(task=TASK, seed=1)  # stops without submitting: the reward function grades the best so far
     final, best = (f(environments=[env, other]) for f in REWARD_FUNCS)
     assert final[0] > 0 and best[0] > 0 and final[1] == 0.0 and best[1] == 0.0
+    first_episode = env._live().env.episode_id
     env.reset(**row)  # TRL reuses instances: reset starts a fresh episode
-    assert env._live().steps_left if hasattr(env._live(), "steps_left") else True
+    assert env._live().env.episode_id != first_episode and not env._live().done and env._live().step_rewards == []
 
 
 def test_trl_grpo_trainer_accepts_the_environment(tmp_path):
