@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ class ScriptedLLMServer:
                 self.usage["prompt_tokens"] += prompt
                 self.usage["completion_tokens"] += completion
             payload = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
+                       "created": int(time.time()),  # required by the OpenAI schema (strict clients check it)
                        "model": body.get("model"),
                        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
             if self.include_usage:

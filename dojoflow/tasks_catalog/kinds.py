@@ -12,12 +12,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from dojoflow.errors import UnknownNameError, UsageError
-
-if TYPE_CHECKING:
-    from dojoflow.tasks_catalog.spec import TaskSpec
 
 TARGETS = ("one", "many", "per-class")
 PREPARE_RAW_ENV = "DOJOFLOW_PREPARE_RAW"  # inside a sandboxed preparation: where its raw data view is
@@ -45,8 +42,9 @@ class TaskKind:
     description: str = ""
     raw_data: str = ""
 
-    def raw_folder(self, spec: TaskSpec) -> Path | None:
-        """The raw data folder ``spec``'s preparation reads, when this kind names how to find it."""
+    def raw_folder(self, spec: Any) -> Path | None:
+        """The raw data folder ``spec``'s preparation reads, when this kind names how to find it (``spec``: a
+        TaskSpec; not imported here, as spec.py imports this module)."""
         if not self.raw_data:
             return None
         module, _, function = self.raw_data.partition(":")

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from dojoflow.atomic import atomic_directory
 from dojoflow.errors import DojoflowError, PreparationError
 from dojoflow.tasks_catalog.kinds import task_kind
-from dojoflow.tasks_catalog.prepare_runner import MODULE as RUNNER
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec
 
 if TYPE_CHECKING:
@@ -43,6 +42,7 @@ PREPARATION_FORMAT = "1"
 MANIFEST = "manifest.json"
 ANSWERS_FILE = "answers.csv"
 LEADERBOARD_SPLIT_FILE = "leaderboard_split.csv"
+RUNNER = "dojoflow.tasks_catalog.prepare_runner"  # run as ``python -m RUNNER``; it imports this module
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def run_preparation_child(folder: Path, public: Path, private: Path, log_file: P
     else:
         from dojoflow.tasks_catalog.prepare_sandbox import sandboxed_launch
 
-        launch = sandboxed_launch(folder, public.parent, raw, write_fd, timeout_s, extra)
+        launch = sandboxed_launch(RUNNER, folder, public.parent, raw, write_fd, timeout_s, extra)
     open_fds = {read_fd, write_fd}
     try:
         with open(log_file, "wb") as log, launch as (command, env, pass_fd):

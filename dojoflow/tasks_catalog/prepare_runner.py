@@ -22,8 +22,6 @@ import os
 import sys
 from pathlib import Path
 
-MODULE = "dojoflow.tasks_catalog.prepare_runner"  # run as ``python -m MODULE ...``
-
 
 def main(argv: list[str]) -> None:
     """Load the task, run its ``prepare(spec, public_dir, private_dir)``, report progress on the fd."""

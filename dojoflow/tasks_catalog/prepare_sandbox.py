@@ -36,7 +36,6 @@ from dojoflow.infra.sandbox.base import ExecutionLimits, ExecutionRequest
 from dojoflow.infra.sandbox.bwrap import SANDBOX_WORKSPACE, BwrapBackend, bwrap_available
 from dojoflow.infra.sandbox.workspace import TMP_DIR, prepare_mounted_workspace, step_uid
 from dojoflow.tasks_catalog.kinds import PREPARE_RAW_ENV
-from dojoflow.tasks_catalog.prepare_runner import MODULE as RUNNER
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +92,10 @@ def _package_root() -> Path:
 
 
 @contextlib.contextmanager
-def sandboxed_launch(folder: Path, staging: Path, raw: Path, progress_fd: int, timeout_s: float,
+def sandboxed_launch(runner: str, folder: Path, staging: Path, raw: Path, progress_fd: int, timeout_s: float,
                      extra_args: Sequence[str] = ()) -> Iterator[tuple[list[str], dict[str, str] | None, int]]:
-    """(argv, environment, progress fd to pass) for running ``prepare_runner`` on the task ``folder`` into
+    """(argv, environment, progress fd to pass) for running the module ``runner`` (``prepare_runner``) on the
+    task ``folder`` into
     ``staging/public`` and ``staging/private``; sandboxed when bubblewrap works, else the plain command.
     The caller closes the fd it is given once the child started."""
     ok, reason = bwrap_available()
@@ -103,7 +103,7 @@ def sandboxed_launch(folder: Path, staging: Path, raw: Path, progress_fd: int, t
         log.warning("preparing %s without a sandbox (%s): its prepare.py runs with the harness's privileges",
                     folder.name, reason)
         with _env_set(PREPARE_RAW_ENV, str(raw)):
-            yield ([sys.executable, "-m", RUNNER, str(folder), str(staging / "public"), str(staging / "private"),
+            yield ([sys.executable, "-m", runner, str(folder), str(staging / "public"), str(staging / "private"),
                     str(progress_fd), *extra_args], None, progress_fd)
         return
     scratch = Path(tempfile.mkdtemp(prefix=".sandbox-", dir=staging.parent))
@@ -114,7 +114,7 @@ def sandboxed_launch(folder: Path, staging: Path, raw: Path, progress_fd: int, t
         shutil.copytree(folder, tasks / folder.name, symlinks=False)
         _readable(tasks)
         request = ExecutionRequest(
-            (sys.executable, "-m", RUNNER, f"{TASK_INSIDE}/{folder.name}", f"{SANDBOX_WORKSPACE}/public",
+            (sys.executable, "-m", runner, f"{TASK_INSIDE}/{folder.name}", f"{SANDBOX_WORKSPACE}/public",
              f"{SANDBOX_WORKSPACE}/private", str(fd), *extra_args),
             staging, limits=ExecutionLimits(timeout_s=timeout_s, memory_mb=_memory_mb(), max_file_mb=1 << 20),
             extra_env={PREPARE_RAW_ENV: RAW_INSIDE, "PYTHONPATH": str(package)})
