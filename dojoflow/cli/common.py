@@ -97,14 +97,10 @@ def _is_cli_signal(exc: Exception) -> bool:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
-    """A value for a table cell: ``-`` for None, yes/no for booleans, ``digits`` significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+    """A value for a table cell (see :func:`dojoflow.reporting.episode.format_value`), 4 significant digits."""
+    from dojoflow.reporting.episode import format_value
+
+    return format_value(value, digits)
 
 
 def human_size(n: float) -> str:

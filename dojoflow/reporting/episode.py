@@ -14,7 +14,8 @@ CODE_LINES = 60  # lines of a step's code shown in trajectory.md (the full code 
 OBSERVATION_CHARS = 1500
 
 
-def _number(value: Any, digits: int = 6) -> str:
+def format_value(value: Any, digits: int = 6) -> str:
+    """A value for text and table cells: ``-`` for None, yes/no for booleans, ``digits`` significant digits."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -47,10 +48,10 @@ def step_line(step: dict[str, Any], max_steps: int = 0) -> str:
     if step.get("execution"):
         parts.append(execution_status(step["execution"]))
     if step.get("feedback_score") is not None:
-        parts.append(f"feedback score {_number(step['feedback_score'])}")
+        parts.append(f"feedback score {format_value(step['feedback_score'])}")
     elif step.get("valid_submission") is False and step.get("errors"):
         parts.append(f"invalid submission: {step['errors'][0]}")
-    parts.append(f"reward {_number(step.get('reward'), 4)}")
+    parts.append(f"reward {format_value(step.get('reward'), 4)}")
     parts.append(f"{float(step.get('duration_s') or 0.0):.2f} s")
     return " | ".join(parts)
 
@@ -75,14 +76,14 @@ def summary_markdown(result: dict[str, Any], links: dict[str, str] | None = None
     else:
         lines += [f"**Ended:** {r.get('end_reason') or r.get('final_reason')}", "",
                   "| | |", "|---|---|",
-                  f"| valid | {_number(r.get('valid'))} |",
-                  f"| {r.get('metric') or 'score'} ({direction}) | {_number(r.get('score'))} |",
+                  f"| valid | {format_value(r.get('valid'))} |",
+                  f"| {r.get('metric') or 'score'} ({direction}) | {format_value(r.get('score'))} |",
                   f"| medal | {r.get('medal') or 'none'} |",
-                  f"| above median | {_number(r.get('above_median'))} |",
-                  f"| HumanRank | {_number(r.get('human_rank'), 4)} |",
-                  f"| leaderboard position | {_number(r.get('position'))} ({r.get('leaderboard_provenance')}) |",
+                  f"| above median | {format_value(r.get('above_median'))} |",
+                  f"| HumanRank | {format_value(r.get('human_rank'), 4)} |",
+                  f"| leaderboard position | {format_value(r.get('position'))} ({r.get('leaderboard_provenance')}) |",
                   f"| integrity | {'passed' if (r.get('integrity') or {}).get('passed') else 'FAILED'} |",
-                  f"| final submission | step {_number(r.get('final_step'))}: {r.get('final_reason')} |",
+                  f"| final submission | step {format_value(r.get('final_step'))}: {r.get('final_reason')} |",
                   f"| steps | {r.get('steps')} of {r.get('max_steps') or '?'} |",
                   f"| wall time | {float(r.get('wall_time_s') or 0):.1f} s |"]
         if r.get("llm_calls"):
