@@ -67,6 +67,7 @@ def test_lite_split(builtin):
     assert {s.task_type for s in lite} >= {"image-classification", "text-classification", "time-series-forecasting"}
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_preparing_every_builtin_task_works_offline(builtin, tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise OSError("network access attempted during preparation")
@@ -133,6 +134,7 @@ def test_multilabel_and_multioutput_grading(tmp_path):
         assert not grade_submission(spec, prepared, tmp_path / "bad.csv", "public").valid
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_reference_builder_handles_the_new_kinds(tmp_path, monkeypatch):
     """A small population on each new kind of task (the full ones are built by the leaderboard command)."""
     from dojoflow.tasks_catalog import reference

@@ -70,6 +70,7 @@ def test_medals_json_on_a_real_leaderboard(tmp_path):
     assert data["lower_is_better"] is False and data["medal"] == "bronze"
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 @pytest.mark.integration
 def test_run_json_through_prefect():
     proc = _run("run", "--task", "breast-cancer", "--agent", "baseline", "--max-steps", "3", "--json")

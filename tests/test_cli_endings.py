@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from task_copies import penguins_copy_failing_prepare
+
 DOJOFLOW = str(Path(sys.executable).parent / "dojoflow")
-BUILTIN = Path(__file__).resolve().parents[1] / "dojoflow" / "tasks_catalog" / "builtin"
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -44,13 +44,7 @@ def test_an_llm_endpoint_that_fails_is_the_agents_end_exit_0_with_the_reason(tmp
 
 def test_a_harness_failure_exits_non_zero_with_the_failed_record(tmp_path):
     root = tmp_path / "tasks"
-    shutil.copytree(BUILTIN / "penguins-body-mass", root / "broken-penguins")
-    spec = root / "broken-penguins" / "task.yaml"
-    spec.write_text(spec.read_text().replace("id: penguins-body-mass", "id: broken-penguins"))
-    prepare = root / "broken-penguins" / "prepare.py"
-    prepare.write_text(prepare.read_text().replace(
-        "def prepare(spec, public_dir: Path, private_dir: Path) -> None:\n",
-        "def prepare(spec, public_dir: Path, private_dir: Path) -> None:\n    raise KeyError('no_such_column')\n"))
+    penguins_copy_failing_prepare(root, "broken-penguins", "    raise KeyError('no_such_column')\n")
     proc = _run("run", "--task", "broken-penguins", "--no-prefect", "--json", DOJOFLOW_HOME=str(tmp_path / "home"),
                 DOJOFLOW_TASK_PATH=str(root))
     assert proc.returncode == 2, proc.stderr[-2000:]

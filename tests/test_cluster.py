@@ -132,6 +132,7 @@ def test_sweep_survives_a_killed_worker(cluster):
     experiment = client.get_experiment_by_name("dojoflow").experiment_id
     runs = client.search_runs([experiment], "tags.`dojoflow.sweep_id` = 'cluster' and tags.`dojoflow.kind` = 'episode'")
     assert sorted(r.data.tags["dojoflow.episode_key"] for r in runs) == sorted(s["key"] for s in states)
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status, r.data.tags.get(
+        "dojoflow.attempt"), r.data.tags.get("dojoflow.end_reason")) for r in runs]
     trajectories = s3.list_objects_v2(Bucket=BUCKET, Prefix="artifacts/episodes/").get("Contents", [])
     assert len({o["Key"].split("/")[2] for o in trajectories if o["Key"].endswith("trajectory.jsonl")}) == 8

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from prefect_helpers import completed_task_names
 
 from dojoflow.flows.config import EpisodeConfig
 from dojoflow.flows.episode import drive_episode
@@ -217,11 +218,6 @@ DAG_TASKS = {"data-prep", "execution", "final-grading", "integrity-check", "reco
 @pytest.mark.integration
 @pytest.mark.slow
 def test_command_agent_as_prefect_dag_and_in_a_sweep(prefect_api, settings, tmp_path):
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     from dojoflow.flows.prefect_episode import run_episode
     from dojoflow.flows.prefect_sweep import sweep_flow
     from dojoflow.flows.sweep_spec import parse_sweep_spec
@@ -233,14 +229,7 @@ def test_command_agent_as_prefect_dag_and_in_a_sweep(prefect_api, settings, tmp_
                                        command=command))
     assert result["valid"] and result["ended_by"] == "exit"
 
-    async def task_names() -> set[str]:
-        async with get_client() as client:
-            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
-                any_=[result["flow_run_id"]])))
-            assert all(run.state.is_completed() for run in runs)
-            return {run.name.rsplit("-", 1)[0] for run in runs}
-
-    assert asyncio.run(task_names()) == DAG_TASKS
+    assert completed_task_names(result["flow_run_id"], DAG_TASKS) == DAG_TASKS
 
     spec = parse_sweep_spec({"name": "byo-sweep", "tasks": [TASK], "seeds": [0, 1], "sandbox": "bwrap",
                              "budget": {"wall_time_s": 60}, "concurrency": {"episodes": 2},

@@ -8,16 +8,14 @@ everywhere."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-from pathlib import Path
 
 import pytest
+from task_copies import penguins_copy_failing_prepare
 
 from dojoflow.flows.failures import AGENT, INFRASTRUCTURE, TASK, classify_error
 from dojoflow.flows.sweep_spec import parse_sweep_spec
 
 pytestmark = pytest.mark.integration
-BUILTIN = Path(__file__).resolve().parents[1] / "dojoflow" / "tasks_catalog" / "builtin"
 
 
 def test_errors_are_classified():
@@ -35,13 +33,7 @@ def test_errors_are_classified():
 def broken_task(tmp_path, monkeypatch):
     """A task whose preparation has a bug (the same error every time)."""
     root = tmp_path / "tasks"
-    shutil.copytree(BUILTIN / "penguins-body-mass", root / "broken-penguins")
-    spec = root / "broken-penguins" / "task.yaml"
-    spec.write_text(spec.read_text().replace("id: penguins-body-mass", "id: broken-penguins"))
-    prepare = root / "broken-penguins" / "prepare.py"
-    prepare.write_text(prepare.read_text().replace(
-        "def prepare(spec, public_dir: Path, private_dir: Path) -> None:\n",
-        "def prepare(spec, public_dir: Path, private_dir: Path) -> None:\n    raise KeyError('no_such_column')\n"))
+    penguins_copy_failing_prepare(root, "broken-penguins", "    raise KeyError('no_such_column')\n")
     monkeypatch.setenv("DOJOFLOW_TASK_PATH", str(root))
 
 
@@ -79,6 +71,7 @@ def _artifact(key: str):
     return found[0] if found else None
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_a_failed_episode_is_visible_everywhere_and_not_retried_when_deterministic(prefect_api, settings,
                                                                                    broken_task):
     from mlflow.tracking import MlflowClient

@@ -3,12 +3,11 @@ the assigned GPU to the code."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -51,27 +50,32 @@ def test_threads_never_share_a_gpu(tmp_path):
     _no_overlap(intervals)
 
 
-def _process_worker(lock_dir: str, out: str, rounds: int) -> None:
-    pool = GpuPool([5], lock_dir=lock_dir, poll_s=0.005)
-    lines = []
-    for _ in range(rounds):
-        with pool.lease(timeout=20) as index:
-            start = time.time()
-            time.sleep(0.05)
-            end = time.time()
-        lines.append(f"{index} {start} {end}\n")
-    Path(out).write_text("".join(lines))
+_PROCESS_WORKER = """
+import sys, time
+from dojoflow.infra.gpu import GpuPool
+
+lock_dir, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pool = GpuPool([5], lock_dir=lock_dir, poll_s=0.005)
+lines = []
+for _ in range(rounds):
+    with pool.lease(timeout=20) as index:
+        start = time.time()
+        time.sleep(0.05)
+        end = time.time()
+    lines.append(f"{index} {start} {end}\\n")
+open(out, "w").write("".join(lines))
+"""
 
 
 def test_processes_never_share_a_gpu(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_process_worker, args=(str(tmp_path / "locks"), str(tmp_path / f"out{i}"), 4))
+    # Fresh interpreters, not fork(): a fork of the test runner inherits whatever threads and at-fork
+    # handlers the rest of the suite left behind (Prefect, Ray, torch), which made the children fail at random.
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_WORKER, str(tmp_path / "locks"),
+                               str(tmp_path / f"out{i}"), "4"], stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
     intervals = []
     for i in range(2):
         for line in (tmp_path / f"out{i}").read_text().splitlines():

@@ -98,6 +98,7 @@ def test_prefect_telemetry_is_off(settings):
     assert os.environ["DO_NOT_TRACK"] == "1" and is_telemetry_enabled() is False
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_sigterm_ends_a_run_promptly_and_keeps_its_partial_trajectory(tmp_path):
     import json
     import signal

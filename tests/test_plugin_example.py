@@ -47,6 +47,7 @@ def test_unknown_plugin_agent_option_is_one_clean_line():
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "neighbours" in proc.stderr
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_plugin_agent_and_backend_in_a_sweep(prefect_api, settings):
     from dojoflow.flows.prefect_sweep import sweep_states
     from dojoflow.flows.sweep_spec import load_sweep_spec

@@ -790,7 +790,7 @@ ATTACKS = [
            "if __name__ == '__main__':\n"
            "    try:\n"
            "        with mp.get_context('fork').Pool(4) as pool:\n"
-           "            held = pool.map_async(hold, range(4)).get(timeout=20)\n"
+           "            held = pool.map_async(hold, range(4)).get(timeout=10)\n"
            "        report(all_held=sum(held) == 4)\n"
            "    except BaseException as exc:\n"
            "        report(all_held=False, error=repr(exc)[:200])\n",

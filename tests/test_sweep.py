@@ -53,6 +53,7 @@ def flaky_task(tmp_path, monkeypatch):
     return marker
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_sweep_resumes_and_retries_only_the_failed_episode(prefect_api, settings, flaky_task):
     from mlflow.tracking import MlflowClient
 

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from dojoflow.config import get_settings
 
 
@@ -81,6 +83,7 @@ print(record_run(get_settings(), sys.argv[1], {"p": 1}, {"m": 1.0}, [], {"dojofl
 """
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_two_first_runs_on_a_fresh_home_do_not_race(tmp_path):
     for attempt in range(2):
         home = tmp_path / f"home{attempt}"

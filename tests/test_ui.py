@@ -47,6 +47,7 @@ def test_ui_commands_use_dojoflow_stores(settings):
     assert commands["prefect"][1:] == ["server", "start", "--host", "127.0.0.1", "--port", "4201"]
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_ui_serves_prefect_and_mlflow(tmp_path):
     prefect_port, mlflow_port = _free_port(), _free_port()
     env = {**os.environ, "DOJOFLOW_HOME": str(tmp_path / "home")}
@@ -92,6 +93,7 @@ def test_a_taken_port_fails_at_once_with_exit_2(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_sigterm_stops_both_servers_and_readiness_is_reported(tmp_path):
     prefect_port, mlflow_port = _free_port(), _free_port()
     env = {**os.environ, "DOJOFLOW_HOME": str(tmp_path / "home")}

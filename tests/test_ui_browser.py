@@ -24,9 +24,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from task_copies import penguins_copy_failing_prepare
 
 CHROMIUM = shutil.which("chromium")
-BUILTIN = Path(__file__).resolve().parents[1] / "dojoflow" / "tasks_catalog" / "builtin"
 BIN = Path(sys.executable).parent
 pytestmark = [
     pytest.mark.slow, pytest.mark.integration,
@@ -66,14 +66,8 @@ def _until(what: str, check, timeout_s: float = 240, every_s: float = 1.0):
 def stack(tmp_path):
     """UI servers, the deployment's runner, and a finished sweep with one failed episode."""
     home, tasks, marker = tmp_path / "home", tmp_path / "tasks", tmp_path / "store-down"
-    shutil.copytree(BUILTIN / "penguins-body-mass", tasks / "flaky-penguins")
-    spec_file = tasks / "flaky-penguins" / "task.yaml"
-    spec_file.write_text(spec_file.read_text().replace("id: penguins-body-mass", "id: flaky-penguins"))
-    prepare = tasks / "flaky-penguins" / "prepare.py"
-    prepare.write_text(prepare.read_text().replace(
-        "def prepare(spec, public_dir: Path, private_dir: Path) -> None:\n",
-        f"def prepare(spec, public_dir: Path, private_dir: Path) -> None:\n"
-        f"    if Path({str(marker)!r}).exists():\n        raise OSError('raw data store unreachable')\n"))
+    penguins_copy_failing_prepare(tasks, "flaky-penguins", f"    if Path({str(marker)!r}).exists():\n"
+                                                          "        raise OSError('raw data store unreachable')\n")
     marker.touch()
     prefect_port, mlflow_port = _free_port(), _free_port()
     prefect, mlflow = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
@@ -149,9 +143,9 @@ def test_the_uis_show_episodes_failures_and_retry_works(stack):
         toggle.click()
         page.goto(f"{mlflow}/#/experiments/{experiment['experiment_id']}")
         expect(page.get_by_text("sweep-ui-test").first).to_be_visible()
-        expander = page.locator("[data-testid*='expand'], button[aria-label*='xpand']").first
-        if expander.count():
-            expander.click()
+        # the parent's row starts collapsed ("3 matching runs", one row); its expander is the unnamed button in
+        # the run-name cell, before the colour chip and the link
+        page.get_by_role("gridcell", name=re.compile("sweep-ui-test")).get_by_role("button").first.click()
         expect(page.get_by_text(good_key).first).to_be_visible()
         # an episode's summary (its description) on its run page
         page.goto(f"{mlflow}/#/experiments/{experiment['experiment_id']}/runs/{by_name[good_key]['run_id']}")

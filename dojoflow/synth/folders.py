@@ -22,6 +22,7 @@ import yaml
 from dojoflow.synth.dna import TaskDNA
 from dojoflow.synth.leaderboards import PLACEHOLDER
 from dojoflow.synth.procedural import GENERATOR, GENERATOR_VERSION, test_fraction
+from dojoflow.tasks_catalog.kinds import GENERATED_PREPARATION_TAG
 from dojoflow.tasks_catalog.metrics import get_metric
 from dojoflow.tasks_catalog.spec import SPEC_FILE, TaskSpec
 
@@ -128,6 +129,8 @@ def write_micro_task(seed: TaskSpec, plan: dict[str, Any], dna: TaskDNA, root: P
     tags.update({"size": "micro", "splits": f"{SPLIT},micro", "seed_task": seed.id, "generator": MICRO_GENERATOR,
                  "generator_version": MICRO_VERSION, "generator_seed": str(plan["seed"]),
                  "variant": str(plan["index"]), "seed_leaderboard": seed.leaderboard.provenance})
+    tags.pop("raw_dir", None)
+    tags[GENERATED_PREPARATION_TAG[0]] = GENERATED_PREPARATION_TAG[1]  # its prepare.py is the one below
     spec["tags"] = tags
     spec["leaderboard"] = {"file": "leaderboard.csv", "provenance": "reference"}
     if seed.grader is not None:  # the seed's own grader; the population needs to know what it predicts

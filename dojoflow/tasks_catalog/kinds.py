@@ -18,6 +18,9 @@ from dojoflow.errors import UnknownNameError, UsageError
 
 TARGETS = ("one", "many", "per-class")
 PREPARE_RAW_ENV = "DOJOFLOW_PREPARE_RAW"  # inside a sandboxed preparation: where its raw data view is
+# A spec tag saying dojoflow itself wrote the folder's prepare.py (synth's micro variants): it reads only its
+# seed's prepared data, and the seed's own preparation went through its kind's path, so no raw data is looked up.
+GENERATED_PREPARATION_TAG = ("preparation", "dojoflow")
 FAMILIES = ("classification", "regression", "time-series", "image", "text", "external")
 
 
@@ -44,8 +47,10 @@ class TaskKind:
 
     def raw_folder(self, spec: Any) -> Path | None:
         """The raw data folder ``spec``'s preparation reads, when this kind names how to find it (``spec``: a
-        TaskSpec; not imported here, as spec.py imports this module)."""
-        if not self.raw_data:
+        TaskSpec; not imported here, as spec.py imports this module). None also for a folder whose
+        preparation dojoflow generated (``GENERATED_PREPARATION_TAG``)."""
+        tag, value = GENERATED_PREPARATION_TAG
+        if not self.raw_data or spec.tags.get(tag) == value:
             return None
         module, _, function = self.raw_data.partition(":")
         return Path(getattr(importlib.import_module(module), function)(spec))
