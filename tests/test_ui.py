@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -50,8 +51,9 @@ def test_ui_commands_use_dojoflow_stores(settings):
 @pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_ui_serves_prefect_and_mlflow(tmp_path):
     prefect_port, mlflow_port = _free_port(), _free_port()
-    env = {**os.environ, "DOJOFLOW_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "DOJOFLOW_HOME": str(tmp_path / "home"), "CI": "true"}
     env.pop("PREFECT_HOME", None)
+    env.pop("PREFECT_UI_ENABLED", None)
     proc = subprocess.Popen([str(Path(sys.executable).parent / "dojoflow"), "ui", "--prefect-port", str(prefect_port),
                              "--mlflow-port", str(mlflow_port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -60,6 +62,9 @@ def test_ui_serves_prefect_and_mlflow(tmp_path):
         assert _answers(f"http://127.0.0.1:{mlflow_port}/health", deadline)
         assert _answers(f"http://127.0.0.1:{prefect_port}/api/health", deadline)
         assert (tmp_path / "home" / "prefect").is_dir()  # Prefect's home is under the dojoflow home
+        # the Prefect UI (on, even under CI=true) calls the API on the port it was started on, not 4200
+        with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/ui-settings", timeout=30) as reply:
+            assert json.loads(reply.read())["api_url"] == f"http://127.0.0.1:{prefect_port}/api"
         os.kill(proc.pid, signal.SIGKILL)  # only `dojoflow ui` itself: its servers must end with it
         proc.wait(timeout=10)
         deadline = time.monotonic() + 30
