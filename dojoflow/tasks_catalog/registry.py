@@ -38,6 +38,23 @@ def synthetic_dir() -> Path:
     return _home() / "synthetic"
 
 
+SOURCE_BY_KIND = {"mlebench-import": "mlebench", "mledojo-import": "mledojo", "sandmle-import": "sandmle"}
+
+
+def task_sources(spec: TaskSpec) -> list[str]:
+    """Where a task comes from: ``built-in``, ``mlebench``, ``mledojo``, ``sandmle``, ``synthetic`` or ``local``
+    (a DOJOFLOW_TASK_PATH folder). An imported competition present in several benchmarks lists each
+    (the ``sources`` tag, e.g. ``mlebench,mledojo``)."""
+    if spec.tags.get("sources"):
+        return [s.strip() for s in spec.tags["sources"].split(",") if s.strip()]
+    folder = Path(spec.folder).resolve()
+    if folder.parent == BUILTIN_DIR.resolve():
+        return ["built-in"]
+    if folder.parent == synthetic_dir():
+        return ["synthetic"]
+    return [SOURCE_BY_KIND.get(spec.task_type, "local")]
+
+
 def tasks_in_split(split: str) -> list[TaskSpec]:
     """Registered tasks whose ``splits`` tag names ``split`` (e.g. ``lite``, ``mlebench-lite``)."""
     return [spec for spec in list_tasks() if split in spec.splits]
