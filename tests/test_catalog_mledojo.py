@@ -218,7 +218,7 @@ def test_baseline_episode_feedback_on_public_board_final_on_private(checkout):
     import_competitions(root, ids=["tiny-dojo"], prepared=prepared)
     from dojoflow.config import get_settings
     from dojoflow.flows.episode import EpisodeConfig, drive_episode
-    from dojoflow.reporting.episode import episode_markdown
+    from dojoflow.reporting.episode import summary_markdown
 
     result = drive_episode(EpisodeConfig(task_id="tiny-dojo", max_steps=3, track=False, reward_mode="public_rank",
                                          agent_options={"models": 1}), settings=get_settings())
@@ -235,7 +235,7 @@ def test_baseline_episode_feedback_on_public_board_final_on_private(checkout):
     assert any(s["reward"] == s["feedback_human_rank"] for s in scored)  # public_rank reward
     row = result.results_row()
     assert row["feedback_board"] == "public" and row["best_feedback_human_rank"] == result.best_feedback_human_rank
-    assert "best feedback (public board)" in episode_markdown(result.to_dict())
+    assert "best feedback (public board)" in summary_markdown(result.to_dict())
 
 
 def test_public_rank_reward_needs_a_public_board():
@@ -322,7 +322,6 @@ def test_metric_direction_reads_the_class_without_running_it(tmp_path):
     assert metric_direction(tmp_path / "metric.py") == ("TinyMetrics", False)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not DOJO_BOARDS.is_dir(), reason="needs ../shared/data/mledojo-leaderboards")
 def test_catalog_lists_200_plus_tasks_with_real_human_leaderboards(tmp_path, monkeypatch):
     """All 202 competitions imported (folders written from the shared boards, with the tests' metric class and
