@@ -233,6 +233,7 @@ def test_baseline_episode_feedback_on_public_board_final_on_private(checkout):
                           task_leaderboard(get_task("tiny-dojo"), "public").place(s["feedback_score"]).human_rank
                           for s in scored) and public_teams == 40
     assert any(s["reward"] == s["feedback_human_rank"] for s in scored)  # public_rank reward
+    assert "HumanRank on Kaggle's public leaderboard" in scored[0]["observation"]
     row = result.results_row()
     assert row["feedback_board"] == "public" and row["best_feedback_human_rank"] == result.best_feedback_human_rank
     assert "best feedback (public board)" in summary_markdown(result.to_dict())

@@ -1,5 +1,5 @@
 """Finding tasks: the built-in ones shipped in ``builtin/``, folders listed in ``DOJOFLOW_TASK_PATH``,
-imported competitions in ``$DOJOFLOW_HOME/imported`` (see ``mlebench.py``) and generated tasks in
+imported competitions in ``$DOJOFLOW_HOME/imported`` (see ``mlebench.py``, ``mledojo.py``) and generated tasks in
 ``$DOJOFLOW_HOME/synthetic`` (see ``dojoflow/synth``).
 
 ``DOJOFLOW_TASK_PATH`` is an ``os.pathsep``-separated list of directories, each holding task folders
