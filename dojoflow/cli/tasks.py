@@ -226,7 +226,8 @@ def import_mledojo(
             table.add_row(o.id, "imported" if o.ok else "[red]failed[/red]",
                           f"{arrow[o.higher_is_better]} / {arrow[o.board_higher_is_better]}"
                           + (" [yellow]DISAGREE[/yellow]" if o.direction_flag else ""),
-                          o.preparation, ",".join(o.sources), o.reason or o.boards)
+                          o.preparation, ",".join(o.sources),
+                          o.reason if not o.ok else (o.reason.replace(o.preparation, "").strip(" ()") or o.boards))
         console.print(table)
     if summary["failed"]:
         raise typer.Exit(1)
