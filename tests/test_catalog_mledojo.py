@@ -237,6 +237,11 @@ def test_baseline_episode_feedback_on_public_board_final_on_private(checkout):
     row = result.results_row()
     assert row["feedback_board"] == "public" and row["best_feedback_human_rank"] == result.best_feedback_human_rank
     assert "best feedback (public board)" in summary_markdown(result.to_dict())
+    from dojoflow.reporting.render import Report, to_markdown
+
+    report = Report.from_results(pd.DataFrame([row]))
+    assert report.public_feedback["baseline"]["best_feedback_human_rank"] == result.best_feedback_human_rank
+    assert "as on Kaggle's public leaderboard" in to_markdown(report)
 
 
 def test_public_rank_reward_needs_a_public_board():
