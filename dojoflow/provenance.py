@@ -116,9 +116,16 @@ def episode_provenance(env: MLEEnvironment, agent_options: dict[str, Any] | None
         "model": model,
         "endpoint": endpoint,
         "feedback_protocol": env.feedback.name,
-        "grading_mode": GRADING_MODE,
+        "grading_mode": grading_mode(env.spec),
         "leaderboard_provenance": env.spec.leaderboard.provenance,
     }
+
+
+def grading_mode(spec: Any) -> str:
+    """How the final grade was computed: ``mledojo`` (the competition's own CompetitionMetrics class) or
+    ``private-split`` (dojoflow's metric or the task's grader on the private part)."""
+    grader = getattr(spec, "grader", None)
+    return "mledojo" if grader is not None and grader.kind == "mledojo" else GRADING_MODE
 
 
 def provenance_key(provenance: dict[str, Any]) -> str:

@@ -181,6 +181,10 @@ def print_result(r: dict) -> None:
                   f"HumanRank {r['human_rank']:.3f} ({r['leaderboard_provenance']} leaderboard)")
     console.print(f"  feedback protocol: {r['feedback_protocol']}"
                   + ("" if r["leaderboard_comparable"] else " (test-derived: not comparable with MLE-bench's board)"))
+    if r.get("feedback_board") and r.get("best_feedback_human_rank") is not None:
+        board = "Kaggle's public leaderboard" if r["feedback_board"] == "public" else f"the {r['feedback_board']} board"
+        console.print(f"  best feedback, as on {board}: HumanRank {r['best_feedback_human_rank']:.3f}, medal band "
+                      f"{r.get('best_feedback_medal') or 'none'}")
     if r.get("ended_by"):
         console.print(f"  agent ended: {r['ended_by']} ({r['end_reason']}); {r['llm_calls']} LLM calls, "
                       f"{r['tokens']} tokens, ${r['cost_usd']:.4f}")

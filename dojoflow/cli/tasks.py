@@ -23,25 +23,26 @@ app = typer.Typer(help="List, inspect, prepare and import tasks.", no_args_is_he
 def tasks_list(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
     """List the registered tasks (built-in, DOJOFLOW_TASK_PATH, imported); broken task folders are
     reported on stderr and left out."""
-    from dojoflow.tasks_catalog.registry import load_all
+    from dojoflow.tasks_catalog.registry import load_all, task_sources
 
     specs, broken = load_all()
     for task_id, problem in broken.items():
         err_console.print(f"[yellow]skipped task '{task_id}':[/yellow] {problem}", highlight=False)
     rows: list[dict[str, Any]] = [{"id": s.id, "title": s.title, "task_type": s.task_type, "metric": s.metric_name,
              "direction": s.direction, "leaderboard": s.leaderboard.provenance, "gpu": s.resources.gpu,
-             "tags": s.tags} for s in specs]
+             "tags": s.tags, "sources": task_sources(s), "boards": s.leaderboard.boards} for s in specs]
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table(title=f"{len(rows)} tasks")
+    human = sum(r["leaderboard"] == "human" for r in rows)
+    table = Table(title=f"{len(rows)} tasks ({human} with real human leaderboards)")
     table.add_column("id", no_wrap=True)
-    for column in ("task type", "metric", "leaderboard", "size"):
+    for column in ("task type", "metric", "leaderboard", "boards", "source", "size"):
         table.add_column(column)
     for r in rows:
         better = "max" if r["direction"] == "higher-is-better" else "min"
-        table.add_row(r["id"], r["task_type"], f"{r['metric']} ({better})", r["leaderboard"],
-                      r["tags"].get("size", "-"))
+        table.add_row(r["id"], r["task_type"], f"{r['metric']} ({better})", r["leaderboard"], r["boards"],
+                      ",".join(r["sources"]), r["tags"].get("size", "-"))
     console.print(table)
 
 
@@ -61,6 +62,19 @@ def tasks_show(task_id: str = typer.Argument(..., help="Task id, e.g. breast-can
                   + (" (not human: a population of honest scikit-learn solutions)" if board.provenance == "reference"
                      else "") + f"; gold {fmt(limits['gold'])}, silver {fmt(limits['silver'])}, "
                   f"bronze {fmt(limits['bronze'])}, median {fmt(limits['median'])}")
+    if spec.leaderboard.public_file:
+        public = task_leaderboard(spec, "public")
+        plimits = public.thresholds()
+        console.print(f"public leaderboard (feedback is placed here, as on Kaggle's): {public.num_teams} entries; "
+                      f"gold {fmt(plimits['gold'])}, silver {fmt(plimits['silver'])}, bronze {fmt(plimits['bronze'])}, "
+                      f"median {fmt(plimits['median'])}")
+    from dojoflow.tasks_catalog.registry import task_sources
+
+    console.print(f"sources: {', '.join(task_sources(spec))}   boards: {spec.leaderboard.boards}"
+                  + (f"   ({spec.tags['boards']})" if spec.tags.get("boards", "public+private") != "public+private"
+                     else ""))
+    if spec.tags.get("direction_flag"):
+        console.print(f"[yellow]direction:[/yellow] {spec.tags['direction_flag']}")
     exposure = spec.exposure
     if exposure.source == "package":
         console.print(f"source data: ships in installed packages ({', '.join(exposure.package_data)}); hidden "
@@ -169,6 +183,53 @@ def import_mlebench(
         for cid, reason in failed.items():
             console.print(f"[yellow]skipped {cid}:[/yellow] {reason}")
     if failed and not done:
+        raise typer.Exit(1)
+
+
+@app.command("import-mledojo")
+def import_mledojo(
+    path: Path = typer.Argument(..., help="MLE-Dojo checkout (or its mledojo/competitions folder)."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated competition ids to import."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only one of MLE-Dojo's lists: eval, lite, tabular, "
+                                        "nlp, cv, train."),
+    prepared: Optional[Path] = typer.Option(None, "--prepared", envvar="DOJOFLOW_MLEDOJO_PREPARED",
+                                            help="Already-prepared data: DIR/<id>/public and DIR/<id>/private "
+                                            "(MLE-Dojo's layout, with private/test_answer.csv)."),
+    raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", envvar="DOJOFLOW_MLEDOJO_RAW",
+                                           help="Raw Kaggle downloads: <raw-dir>/<competition-id>/."),
+    dest: Optional[Path] = typer.Option(None, "--dest", help="Where task folders go (default "
+                                        "$DOJOFLOW_HOME/imported, searched automatically)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
+) -> None:
+    """Register MLE-Dojo competitions as dojoflow tasks (their metric class, public and private Kaggle boards).
+    Exits non-zero when any competition fails to import."""
+    from dojoflow.tasks_catalog.mledojo import competitions_root, import_competitions, read_splits, summary_rows
+
+    wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+    if split:
+        name = f"mledojo-{split.removeprefix('mledojo-')}"
+        lists = read_splits(competitions_root(path))
+        in_split = [cid for cid, names in lists.items() if name in names]
+        if not in_split:
+            raise typer.BadParameter(f"no competition in MLE-Dojo's list '{split}' (competition.json)")
+        wanted = [i for i in (wanted or in_split) if i in in_split]
+    outcomes = import_competitions(path, dest, wanted, prepared, raw_dir)
+    summary = summary_rows(outcomes)
+    if as_json:
+        typer.echo(json.dumps({"summary": summary, "competitions": [o.to_dict() for o in outcomes]}, indent=1))
+    else:
+        table = Table(title=f"MLE-Dojo import: {', '.join(f'{v} {k}' for k, v in summary.items())}")
+        for column in ("id", "result", "direction (metric / board)", "preparation", "sources", "note"):
+            table.add_column(column)
+        for o in outcomes:
+            arrow = {True: "higher", False: "lower", None: "?"}
+            table.add_row(o.id, "imported" if o.ok else "[red]failed[/red]",
+                          f"{arrow[o.higher_is_better]} / {arrow[o.board_higher_is_better]}"
+                          + (" [yellow]DISAGREE[/yellow]" if o.direction_flag else ""),
+                          o.preparation, ",".join(o.sources),
+                          o.reason if not o.ok else (o.reason.replace(o.preparation, "").strip(" ()") or o.boards))
+        console.print(table)
+    if summary["failed"]:
         raise typer.Exit(1)
 
 

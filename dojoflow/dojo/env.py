@@ -23,7 +23,7 @@ from dojoflow.dojo.actions import CODE_ACTIONS, Action
 from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
 from dojoflow.dojo.observation import Observation, describe_data, render_execution
 from dojoflow.dojo.records import Outcome, StepRecord, Usage
-from dojoflow.dojo.rewards import reward_for
+from dojoflow.dojo.rewards import check_reward_mode, reward_for
 from dojoflow.dojo.workspace_files import (
     WORKSPACE_AT_END,
     WorkspaceProblem,
@@ -70,6 +70,7 @@ class MLEEnvironment:
         self.settings = settings or get_settings()
         self.spec = get_task(task) if isinstance(task, str) else task
         self.seed, self.max_steps, self.reward_mode = seed, max_steps, reward_mode
+        check_reward_mode(reward_mode, self.spec)
         self.feedback = feedback_protocol(feedback)
         self.feedback_data: PreparedData | None = None  # the validation protocol's view of the data
         self.sandbox = (sandbox if sandbox is not None and not isinstance(sandbox, str)
@@ -281,6 +282,7 @@ class MLEEnvironment:
             if score is not None and feedback.placement is not None:
                 record.feedback_score = score
                 record.feedback_human_rank = feedback.placement.human_rank
+                record.feedback_medal = feedback.placement.medal
             record.reward = reward_for(self.reward_mode, feedback, self.best_score, self.spec.higher_is_better,
                                        format_rate=self._format_rate(), executed=execution.ok)
             if score is not None and (self.best_score is None or self.spec.metric.is_better(score, self.best_score)):

@@ -117,9 +117,12 @@ def render_execution(spec: TaskSpec, action: Action, execution: ExecutionResult,
                      f"{record.feedback_score:.6g} ({spec.direction}); HumanRank on the public leaderboard, as an "
                      f"estimate = {record.feedback_human_rank:.3f}")
     else:
+        kaggle = spec.leaderboard.public_file and spec.leaderboard.provenance == "human"
+        board = "Kaggle's public leaderboard" if kaggle else "the public leaderboard"
+        medal = f", medal band {record.feedback_medal or 'none'}" if spec.leaderboard.public_file else ""
         parts.append(f"--- feedback (public part of the test set) ---\n{spec.metric_name} = "
-                     f"{record.feedback_score:.6g} ({spec.direction}); HumanRank on the public leaderboard = "
-                     f"{record.feedback_human_rank:.3f}")
+                     f"{record.feedback_score:.6g} ({spec.direction}); HumanRank on {board} = "
+                     f"{record.feedback_human_rank:.3f}{medal}")
     parts.append(f"{steps_left} steps left.")
     return Observation(text="\n".join(parts), kind=action.type, data=data)
 

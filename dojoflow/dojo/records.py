@@ -26,6 +26,7 @@ class StepRecord:
     valid_submission: bool | None = None
     feedback_score: float | None = None
     feedback_human_rank: float | None = None
+    feedback_medal: str | None = None  # the medal band of the feedback score on the public board
     errors: list[str] = field(default_factory=list)
     execution: dict[str, Any] | None = None
     duration_s: float = 0.0

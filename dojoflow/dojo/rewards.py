@@ -1,6 +1,9 @@
 """Reward modes. All are computed from feedback on the public part of the test rows, never the private part.
 
 - ``human_rank`` (default): HumanRank of the feedback score on the task's (public) leaderboard; 0 if invalid
+- ``public_rank``: HumanRank of the feedback score on the task's *separate public* leaderboard (Kaggle's public
+  board, as MLE-Dojo imports carry it), "as on Kaggle's public leaderboard"; a task without one is refused when
+  the environment is made (``human_rank`` places feedback on the same board there)
 - ``score``: the raw feedback score (sign flipped for lower-is-better metrics so that higher is better)
 - ``improvement``: how much the step improved the best valid feedback score so far (0 if it did not)
 - ``milestone`` (after SandMLE): the highest milestone the step's submission reaches on the public
@@ -21,7 +24,7 @@ from __future__ import annotations
 from dojoflow.errors import UnknownNameError
 from dojoflow.tasks_catalog.grading import GradeResult
 
-REWARD_MODES = ("human_rank", "score", "improvement", "milestone", "sandmle_release", "sandmle_paper")
+REWARD_MODES = ("human_rank", "public_rank", "score", "improvement", "milestone", "sandmle_release", "sandmle_paper")
 MILESTONES = {"format_ok": 0.2, "valid": 0.4, "above_median": 0.6, "bronze": 0.8, "silver": 0.9, "gold": 1.0}
 SANDMLE_RELEASE = {"valid": 0.2, "gold": 0.7, "silver": 0.6, "bronze": 0.5, "median": 0.1, "format": 0.1}
 SANDMLE_PAPER = {"format": 0.1, "execute": 0.3, "median": 0.1, "bronze": 0.2, "silver": 0.2, "gold": 0.1}
@@ -45,13 +48,22 @@ def reward_for(mode: str, feedback: GradeResult | None, best_before: float | Non
     if feedback is None or not feedback.valid or feedback.score is None:
         return 0.0
     sign = 1.0 if higher_is_better else -1.0
-    if mode == "human_rank":
+    if mode in ("human_rank", "public_rank"):  # feedback is placed on the public board when the task has one
         return feedback.placement.human_rank if feedback.placement is not None else 0.0
     if mode == "score":
         return sign * feedback.score
     if best_before is None:
         return 0.0
     return max(0.0, sign * (feedback.score - best_before))
+
+
+def check_reward_mode(mode: str, spec) -> None:
+    """Refuse a reward mode the task cannot give (``public_rank`` needs a separate public leaderboard)."""
+    from dojoflow.errors import UsageError
+
+    if mode == "public_rank" and not spec.leaderboard.public_file:
+        raise UsageError(f"reward mode 'public_rank' needs a task with a public leaderboard (leaderboard.public_file, "
+                         f"e.g. an MLE-Dojo import); '{spec.id}' has {spec.leaderboard.boards} only: use human_rank")
 
 
 def milestone_reward(feedback: GradeResult) -> float:

@@ -76,6 +76,9 @@ class EpisodeResult:
     feedback_protocol: str = "public-test"  # what the agent learned during the episode (dojo/feedback.py)
     leaderboard_comparable: bool = False  # no test-derived signal: comparable with MLE-bench's board
     provenance: dict[str, Any] = field(default_factory=dict)  # how the result was obtained (provenance.py)
+    feedback_board: str = ""  # where feedback was placed: public, public_score, private ("" when unscored)
+    best_feedback_human_rank: float | None = None  # the best feedback HumanRank on that board
+    best_feedback_medal: str | None = None  # the best medal band feedback reached on that board
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -111,6 +114,8 @@ class EpisodeResult:
             "feedback_protocol": self.feedback_protocol, "leaderboard_comparable": self.leaderboard_comparable,
             "provenance": json.dumps(self.provenance, sort_keys=True, default=str),
             "provenance_key": provenance_key(self.provenance) if self.provenance else "",
+            "feedback_board": self.feedback_board, "best_feedback_human_rank": self.best_feedback_human_rank,
+            "best_feedback_medal": self.best_feedback_medal,
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -160,6 +165,14 @@ def end_reason(env: MLEEnvironment) -> str:
     return env.outcome.reason if env.outcome is not None else ""
 
 
+def best_feedback(env: MLEEnvironment) -> tuple[float | None, str | None]:
+    """The best feedback HumanRank and the best medal band over the episode's scored steps."""
+    ranks = [s.feedback_human_rank for s in env.history if s.feedback_human_rank is not None]
+    medals = [s.feedback_medal for s in env.history if getattr(s, "feedback_medal", None)]
+    best_medal = max(medals, key=lambda m: MEDAL_RANK.get(m or "", 0)) if medals else None
+    return (max(ranks) if ranks else None), best_medal
+
+
 def _startup_s(env: MLEEnvironment, integrity: dict[str, Any]) -> float:
     steps = sum(float((s.execution or {}).get("startup_s", 0.0) or 0.0) for s in env.history)
     return round(steps + float(integrity.get("rerun", {}).get("startup_s", 0.0)), 4)
@@ -175,6 +188,9 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
     grade = outcome.grade
     placement = grade.placement
     usage = env.usage
+    best_rank, best_medal = best_feedback(env)
+    from dojoflow.tasks_catalog.grading import feedback_board
+
     return EpisodeResult(
         task_id=env.spec.id, agent=agent, seed=env.seed, episode_id=env.episode_id, valid=grade.valid,
         score=grade.score, medal=grade.medal, above_median=bool(placement and placement.above_median),
@@ -192,4 +208,6 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         episode_key=episode_key, feedback_protocol=env.feedback.name,
         leaderboard_comparable=env.feedback.leaderboard_comparable,
         provenance=episode_provenance(env, agent_options),
+        feedback_board=feedback_board(env.spec) if env.feedback.scored else "",
+        best_feedback_human_rank=best_rank, best_feedback_medal=best_medal,
         initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])

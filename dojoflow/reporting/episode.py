@@ -82,6 +82,9 @@ def summary_markdown(result: dict[str, Any], links: dict[str, str] | None = None
                   f"| above median | {format_value(r.get('above_median'))} |",
                   f"| HumanRank | {format_value(r.get('human_rank'), 4)} |",
                   f"| leaderboard position | {format_value(r.get('position'))} ({r.get('leaderboard_provenance')}) |",
+                  f"| best feedback ({r.get('feedback_board') or 'unscored'} board) | HumanRank "
+                  f"{format_value(r.get('best_feedback_human_rank'), 4)}, medal band "
+                  f"{r.get('best_feedback_medal') or 'none'} |",
                   f"| integrity | {'passed' if (r.get('integrity') or {}).get('passed') else 'FAILED'} |",
                   f"| final submission | step {format_value(r.get('final_step'))}: {r.get('final_reason')} |",
                   f"| steps | {r.get('steps')} of {r.get('max_steps') or '?'} |",

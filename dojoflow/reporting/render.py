@@ -28,6 +28,7 @@ class Report:
     differences: list[str] = field(default_factory=list)  # provenance fields in which its results differ
     pooled: dict[str, list[str]] = field(default_factory=dict)  # agent -> fields pooled across (--pool)
     failed: int = 0  # episodes the harness could not finish (not aggregated; counted)
+    public_feedback: dict[str, dict[str, float]] = field(default_factory=dict)  # agent -> feedback on public boards
 
     @classmethod
     def from_results(cls, results: pd.DataFrame) -> Report:
@@ -47,7 +48,8 @@ class Report:
         rates = rate_table(graded)
         models = dict(zip(graded["agent"], graded["model"]))
         rates.insert(1, "model", rates["agent"].map(models).fillna(""))
-        return cls(rates, aup(graded), elo(graded), len(graded), failed=len(results) - len(graded))
+        return cls(rates, aup(graded), elo(graded), len(graded), failed=len(results) - len(graded),
+                   public_feedback=public_feedback(graded))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: rates, AUP and Elo."""
@@ -56,6 +58,7 @@ class Report:
         return {"episodes": self.episodes, "feedback_protocol": self.protocol,
                 "leaderboard_comparable": self.comparable, "provenance": self.provenance,
                 "differences": self.differences, "pooled": self.pooled, "failed": self.failed, "rates": rows,
+                "public_feedback": self.public_feedback,
                 "aup": self.aup, "elo": self.elo}
 
     @property
@@ -81,6 +84,18 @@ class Report:
         return lines
 
 
+def public_feedback(results: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per agent, over episodes whose feedback was placed on a separate public board (``feedback_board`` =
+    ``public``: MLE-Dojo imports): the mean best feedback HumanRank and the share reaching a medal band."""
+    if "feedback_board" not in results:
+        return {}
+    public = results[(results["feedback_board"] == "public") & results["best_feedback_human_rank"].notna()]
+    return {str(agent): {"episodes": float(len(group)),
+                         "best_feedback_human_rank": float(group["best_feedback_human_rank"].astype(float).mean()),
+                         "feedback_medal": float(group["best_feedback_medal"].notna().mean())}
+            for agent, group in public.groupby("agent")}
+
+
 def _cell(mean: float, sem: float) -> str:
     return f"{mean:.3f}" + ("" if math.isnan(sem) else f" ± {sem:.3f}")
 
@@ -104,6 +119,11 @@ def to_markdown(report: Report) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in body]
     lines.append(f"\n{report.episodes} episodes. Rates: mean ± SEM across seeds (ddof=1). AUP: area under the "
                  "performance profile (MLGym). Elo: head-to-head per task and seed.")
+    for agent, r in report.public_feedback.items():
+        lines.append(f"\n{agent}: on tasks with Kaggle's public board ({r['episodes']:.0f} episodes), best feedback "
+                     f"HumanRank {r['best_feedback_human_rank']:.3f} and medal band rate {r['feedback_medal']:.3f} "
+                     "on the public board, as on Kaggle's public leaderboard; the final grade above is on the private "
+                     "board.")
     if report.protocol:
         lines += ["", *[f"- {line}" for line in report.conditions()]]
     return "\n".join(lines)

@@ -23,12 +23,14 @@ COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_split
            "higher_is_better", "medal",
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
            "integrity_passed", "leaderboard_provenance", "model", "status", "end_reason", "error_class",
-           "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key")
+           "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key",
+           "feedback_board", "best_feedback_human_rank", "best_feedback_medal")
 # The value of each later column in rows written before it existed (every such episode ran under public-test
 # feedback, with no recorded provenance).
 ADDED_COLUMNS = {"model": "", "status": "completed", "end_reason": "", "error_class": "",
                  "feedback_protocol": "public-test", "leaderboard_comparable": False, "provenance": "{}",
-                 "provenance_key": ""}
+                 "provenance_key": "", "feedback_board": "", "best_feedback_human_rank": None,
+                 "best_feedback_medal": None}
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
@@ -64,7 +66,10 @@ def load_results(source: Path) -> pd.DataFrame:
 
 def _with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
     for column, default in ADDED_COLUMNS.items():
-        frame[column] = frame[column].fillna(default) if column in frame else default
+        if column not in frame:
+            frame[column] = default
+        elif default is not None:  # (no value to fill in for a column whose old rows are simply unknown)
+            frame[column] = frame[column].fillna(default)
     return frame
 
 

@@ -95,12 +95,29 @@ def task_leaderboard(spec: TaskSpec, part: str = "private") -> Leaderboard:
     (``public_score``); feedback is placed on that column when present, else on ``score``."""
     import dataclasses
 
+    if part == "public" and spec.leaderboard.public_file:  # a real public board (Kaggle's, MLE-Dojo imports)
+        return load_leaderboard(spec.folder / spec.leaderboard.public_file, spec.higher_is_better,
+                                spec.leaderboard.provenance)
     column = "public_score" if part == "public" else "score"
     board = load_leaderboard(spec.leaderboard_path, spec.higher_is_better, spec.leaderboard.provenance, column,
                              fallback_column="score")
     if spec.tags.get("direction_source", "").startswith("inferred"):  # imported MLE-bench tasks
         board = dataclasses.replace(board, direction_inferred=True)
     return board
+
+
+def feedback_board(spec: TaskSpec) -> str:
+    """Which board feedback scores are placed on: ``public`` (a separate public leaderboard: Kaggle's, for
+    MLE-Dojo imports), ``public_score`` (a reference board's column scored on the public part) or ``private``
+    (the task's only board, the one the final grade is placed on: MLE-bench imports)."""
+    if spec.leaderboard.public_file:
+        return "public"
+    try:
+        with spec.leaderboard_path.open() as fh:
+            header = next((line for line in fh if not line.startswith("#")), "")
+    except OSError:
+        return "private"
+    return "public_score" if "public_score" in header.split(",") else "private"
 
 
 def score_predictions(spec: TaskSpec, answers: pa.Table, predictions: pa.Table,
@@ -140,8 +157,10 @@ def grade_submission(spec: TaskSpec, prepared: PreparedData, submission: Path, p
         raise UsageError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
     if spec.grader is not None:  # the task's own grader (an imported MLE-bench competition)
         from dojoflow.tasks_catalog.mlebench import grade_external
+        from dojoflow.tasks_catalog.mledojo import grade_mledojo
 
-        errors, score, format_ok = grade_external(spec, prepared, Path(submission), part)
+        grade = grade_mledojo if spec.grader.kind == "mledojo" else grade_external
+        errors, score, format_ok = grade(spec, prepared, Path(submission), part)
         if errors:
             return GradeResult(spec.id, part, valid=False, errors=errors, format_ok=format_ok)
         board = leaderboard or task_leaderboard(spec, "public" if part == "public" else "private")

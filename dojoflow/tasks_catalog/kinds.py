@@ -82,6 +82,9 @@ TASK_KINDS: dict[str, TaskKind] = {k.name: k for k in [
     TaskKind("mlebench-import", "external", "many",
              description="an imported competition graded by its own grader",
              raw_data="dojoflow.tasks_catalog.mlebench:raw_dir_of"),
+    TaskKind("mledojo-import", "external", "many",
+             description="an imported MLE-Dojo competition graded by its own CompetitionMetrics class",
+             raw_data="dojoflow.tasks_catalog.mledojo:raw_dir_of"),
     TaskKind("sandmle-import", "external", "many",
              description="an imported SandMLE task graded by its evaluator.py"),
 ]}

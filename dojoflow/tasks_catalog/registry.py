@@ -1,5 +1,5 @@
 """Finding tasks: the built-in ones shipped in ``builtin/``, folders listed in ``DOJOFLOW_TASK_PATH``,
-imported competitions in ``$DOJOFLOW_HOME/imported`` (see ``mlebench.py``) and generated tasks in
+imported competitions in ``$DOJOFLOW_HOME/imported`` (see ``mlebench.py``, ``mledojo.py``) and generated tasks in
 ``$DOJOFLOW_HOME/synthetic`` (see ``dojoflow/synth``).
 
 ``DOJOFLOW_TASK_PATH`` is an ``os.pathsep``-separated list of directories, each holding task folders
@@ -36,6 +36,23 @@ def imported_dir() -> Path:
 def synthetic_dir() -> Path:
     """``$DOJOFLOW_HOME/synthetic``: where ``dojoflow synth`` writes the tasks it keeps."""
     return _home() / "synthetic"
+
+
+SOURCE_BY_KIND = {"mlebench-import": "mlebench", "mledojo-import": "mledojo", "sandmle-import": "sandmle"}
+
+
+def task_sources(spec: TaskSpec) -> list[str]:
+    """Where a task comes from: ``built-in``, ``mlebench``, ``mledojo``, ``sandmle``, ``synthetic`` or ``local``
+    (a DOJOFLOW_TASK_PATH folder). An imported competition present in several benchmarks lists each
+    (the ``sources`` tag, e.g. ``mlebench,mledojo``)."""
+    if spec.tags.get("sources"):
+        return [s.strip() for s in spec.tags["sources"].split(",") if s.strip()]
+    folder = Path(spec.folder).resolve()
+    if folder.parent == BUILTIN_DIR.resolve():
+        return ["built-in"]
+    if folder.parent == synthetic_dir():
+        return ["synthetic"]
+    return [SOURCE_BY_KIND.get(spec.task_type, "local")]
 
 
 def tasks_in_split(split: str) -> list[TaskSpec]:

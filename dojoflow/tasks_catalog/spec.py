@@ -22,7 +22,7 @@ inputs: {kind: tabular}                  # tabular | images (column: image, dir:
 # grader: {kind: mlebench, file: mlebench_grade.py, function: grade}   # external grader (imported tasks)
 resources: {gpu: false, step_timeout_s: 120, memory_mb: 4096}
 tags: {size: small, difficulty: easy, source: palmerpenguins, license: CC0-1.0}
-leaderboard: {file: leaderboard.csv, provenance: reference}
+leaderboard: {file: leaderboard.csv, provenance: reference}   # public_file: Kaggle's public board, if any
 exposure:                                # where the labelled source data lives (could agent code reach it?)
   source: package                        # package (ships in an installed package) | external | generated | undeclared
   package_data: [palmerpenguins/data]    # <import name>/<folder>: hidden from every isolated sandbox
@@ -48,7 +48,8 @@ from dojoflow.tasks_catalog.metrics import EXTERNAL, Metric, get_metric, has_met
 TASK_TYPES = tuple(TASK_KINDS)  # the built-in kinds; see kinds.py (register_task_kind adds more)
 SPLIT_METHODS = ("random", "time")
 INPUT_KINDS = ("tabular", "images", "text")
-GRADER_KINDS = ("mlebench", "sandmle")  # sandmle: an evaluator.py script (evaluator_script.py)
+GRADER_KINDS = ("mlebench", "sandmle", "mledojo")  # sandmle: an evaluator.py script (evaluator_script.py);
+# mledojo: a CompetitionMetrics class (mledojo.py)
 EXTERNAL_METRIC = "external"
 DIRECTIONS = {"higher-is-better": True, "lower-is-better": False}
 PROVENANCES = ("human", "reference")
@@ -110,6 +111,12 @@ class LeaderboardRef:
 
     file: str = "leaderboard.csv"
     provenance: str = "reference"
+    public_file: str | None = None  # a separate public board (Kaggle's, MLE-Dojo imports): feedback is placed there
+
+    @property
+    def boards(self) -> str:
+        """Which leaderboards the task has: ``public+private`` or ``private`` (one board for everything)."""
+        return "public+private" if self.public_file else "private"
 
 
 @dataclass(frozen=True)
@@ -316,6 +323,7 @@ def load_spec(folder: Path) -> TaskSpec:
         file=r.get(lb_raw, "file", "leaderboard", str, "leaderboard.csv"),
         provenance=r.choice(lb_raw, "provenance", "leaderboard", PROVENANCES) if "provenance" in lb_raw
         else "reference",
+        public_file=r.get(lb_raw, "public_file", "leaderboard", str, None),
     )
     tags = {str(k): str(v) for k, v in r.mapping(data.get("tags"), "tags").items()}
     exposure_raw = r.mapping(data.get("exposure"), "exposure")
@@ -349,6 +357,8 @@ def load_spec(folder: Path) -> TaskSpec:
     for name, path in (("description.md", spec.description_path), ("prepare.py", spec.prepare_path)):
         if not path.is_file():
             raise TaskSpecError(str(path), "(file)", f"{name} is required next to {SPEC_FILE} but missing")
+    if leaderboard.public_file and not (folder / leaderboard.public_file).is_file():
+        raise r.fail("leaderboard.public_file", f"'{leaderboard.public_file}' not found in {folder}")
     if grader is not None and not (folder / grader.file).is_file():
         raise r.fail("grader.file", f"'{grader.file}' not found in {folder}")
     if not task_kind(spec.task_type).allows_targets(len(spec.submission.target_columns), spec.metric.rows_sum_to_one):
