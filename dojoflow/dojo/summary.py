@@ -76,8 +76,20 @@ class EpisodeResult:
     feedback_protocol: str = "public-test"  # what the agent learned during the episode (dojo/feedback.py)
     leaderboard_comparable: bool = False  # no test-derived signal: comparable with MLE-bench's board
     provenance: dict[str, Any] = field(default_factory=dict)  # how the result was obtained (provenance.py)
+    description_variant: str = "original"  # the contamination probe's variant (dojo/obfuscation.py)
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def integrity_flags(self) -> list[str]:
+        """The integrity flags raised (``dojo/flags.py``): evidence for a reader, never a change of score."""
+        return list(self.integrity.get("flags", []))
+
+    @property
+    def plagiarism_score(self) -> float | None:
+        """The final code's highest similarity with a reference solution (None: not checked)."""
+        score = self.integrity.get("plagiarism_score")
+        return None if score is None else float(score)
 
     # -- the views ------------------------------------------------------------------------------------------
     def to_dict(self, with_trajectory: bool = False) -> dict[str, Any]:
@@ -111,6 +123,8 @@ class EpisodeResult:
             "feedback_protocol": self.feedback_protocol, "leaderboard_comparable": self.leaderboard_comparable,
             "provenance": json.dumps(self.provenance, sort_keys=True, default=str),
             "provenance_key": provenance_key(self.provenance) if self.provenance else "",
+            "integrity_flags": ",".join(self.integrity_flags), "description_variant": self.description_variant,
+            "plagiarism_score": self.plagiarism_score,
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -123,7 +137,8 @@ class EpisodeResult:
                 "failed": float(self.status == "failed"), "llm_tokens": float(self.tokens), "cost_usd": self.cost_usd,
                 "llm_calls": float(self.llm_calls), "llm_cache_hits": float(self.llm_cache_hits),
                 "llm_errors": float(self.llm_errors), "llm_truncated_replies": float(self.llm_truncated_replies),
-                "llm_context_trims": float(self.llm_context_trims)}
+                "llm_context_trims": float(self.llm_context_trims),
+                "integrity_flags": float(len(self.integrity_flags)), "plagiarism_score": self.plagiarism_score}
 
     @classmethod
     def failed(cls, *, task_id: str, agent: str, seed: int, episode_id: str, episode_dir: str, error: str,
@@ -191,5 +206,5 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         end_reason=end_reason(env), sandbox_startup_s=_startup_s(env, integrity or {}), sweep_id=sweep_id,
         episode_key=episode_key, feedback_protocol=env.feedback.name,
         leaderboard_comparable=env.feedback.leaderboard_comparable,
-        provenance=episode_provenance(env, agent_options),
+        provenance=episode_provenance(env, agent_options), description_variant=env.description,
         initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])

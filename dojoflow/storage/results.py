@@ -23,12 +23,14 @@ COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_split
            "higher_is_better", "medal",
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
            "integrity_passed", "leaderboard_provenance", "model", "status", "end_reason", "error_class",
-           "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key")
+           "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key",
+           "integrity_flags", "description_variant", "plagiarism_score")
 # The value of each later column in rows written before it existed (every such episode ran under public-test
 # feedback, with no recorded provenance).
 ADDED_COLUMNS = {"model": "", "status": "completed", "end_reason": "", "error_class": "",
                  "feedback_protocol": "public-test", "leaderboard_comparable": False, "provenance": "{}",
-                 "provenance_key": ""}
+                 "provenance_key": "", "integrity_flags": "", "description_variant": "original",
+                 "plagiarism_score": float("nan")}
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
