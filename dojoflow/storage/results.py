@@ -64,6 +64,11 @@ def load_results(source: Path) -> pd.DataFrame:
                                          ignore_index=True))
 
 
+def with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every later column present (rows from before it get its default); changes ``frame``."""
+    return _with_added_columns(frame)
+
+
 def _with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
     for column, default in ADDED_COLUMNS.items():
         frame[column] = frame[column].fillna(default) if column in frame else default
