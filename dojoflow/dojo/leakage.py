@@ -79,7 +79,8 @@ def analyse(source: str) -> CodeFindings:
         return findings
     findings.training_files = sorted({s for s in _literals(tree) if TRAIN_FILE.search(s)
                                       and ("." in s or "/" in s)})
-    test, validation = set(), set()
+    test: set[str] = set()
+    validation: set[str] = set()
     # statements in source order (nested blocks included): assignments propagate taint, fits are checked
     nodes = sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign,
                                                                 ast.Call, ast.For))),

@@ -51,8 +51,7 @@ def _common(blocks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report_sections(results: pd.DataFrame, pool: bool = False) -> list[Report]:
     """One report per feedback protocol and description variant; raises UsageError where an agent's results
-    were obtained differently
-    (unless ``pool``)."""
+    were obtained differently (unless ``pool``)."""
     from dojoflow.reporting.render import Report
     from dojoflow.storage.results import completed, with_added_columns, with_model_label
 
