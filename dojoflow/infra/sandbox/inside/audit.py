@@ -27,6 +27,7 @@ import os
 import runpy
 import sys
 import tempfile
+import traceback
 
 MAX_EVENTS = 500  # distinct events logged per step (a loop over many files must not fill the disk)
 ETC_ALLOWED = frozenset({"localtime", "timezone", "passwd", "group", "hosts", "nsswitch.conf", "os-release",
@@ -143,7 +144,17 @@ def main(argv: list[str]) -> None:
     sys.argv = [script, *args]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     sys.addaudithook(audit.hook)
-    runpy.run_path(script, run_name="__main__")
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the traceback the code would print without the runner: from its script on
+        tb = exc.__traceback__
+        target = os.path.abspath(script)
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != target:
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
