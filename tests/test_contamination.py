@@ -39,8 +39,10 @@ def test_the_paraphrase_removes_the_names_and_keeps_the_columns(task):
 
 def test_every_builtin_task_has_an_obfuscated_description():
     for spec in list_tasks():
+        if (spec.folder / "description_obfuscated.md").is_file():
+            continue
         text = obfuscated_description(spec)
-        assert "## Overview" in text and spec.metric_name in text or (spec.folder / "description_obfuscated.md").is_file()
+        assert "## Overview" in text and spec.metric_name in text, spec.id
 
 
 def test_an_obfuscated_episode_shows_the_obfuscated_description_everywhere(settings):

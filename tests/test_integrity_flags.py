@@ -115,9 +115,18 @@ def test_forbidden_access_is_quiet_on_honest_code(settings, backend):
 
 def test_data_usage_fires_without_training_data_and_not_with_it(settings):
     fired = _flag(_episode(settings, NO_TRAINING), DATA_USAGE)
-    assert not fired["passed"] and "never read the provided training data" in fired["detail"]
+    assert not fired["passed"]
+    assert "never read the provided training data (access log: data/test.csv)" in fired["detail"]
     quiet = _flag(_episode(settings, HONEST), DATA_USAGE)
     assert quiet["passed"] and quiet["evidence"]["training_reads"] == ["data/train.csv"]
+
+
+def test_training_data_is_any_public_file_but_the_test_inputs():
+    from dojoflow.dojo.leakage import reads_training_data
+
+    reads = ["data/test.csv", "data/labels.csv", "data/train/cat.1.jpg", "data/sample_submission.csv",
+             "data/description.md", "data/test_images/1.png"]
+    assert reads_training_data(reads) == ["data/labels.csv", "data/train/cat.1.jpg"]
 
 
 def test_leakage_fires_on_a_fit_on_test_inputs_and_not_on_honest_code(settings):
@@ -189,6 +198,8 @@ def test_flags_are_recorded_and_never_change_the_score(settings):
     assert flagged.metrics()["integrity_flags"] == 1.0
     header = json.loads((settings.episodes_dir / flagged.episode_id / "trajectory.jsonl").read_text().splitlines()[0])
     assert header["integrity"]["flags"] == [LEAKAGE]
+    summary = (settings.episodes_dir / flagged.episode_id / "summary.md").read_text()
+    assert "| integrity flags | **leakage**: the final code fits on test inputs" in summary
 
 
 def test_integrity_names_are_checked():

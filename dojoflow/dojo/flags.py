@@ -140,13 +140,14 @@ def check_data_usage(env: MLEEnvironment) -> Check:
     evidence = {"training_reads": logged, "data_reads": access["data_reads"][:50], "named_training_files": named,
                 "audited": bool(access["audited_steps"])}
     if logged:
-        return Check(DATA_USAGE, True, f"the final code read the training data ({', '.join(logged)})", evidence)
-    if access["audited_steps"]:
-        return Check(DATA_USAGE, False, "the final code never read the provided training data (access log: "
-                                        f"{', '.join(access['data_reads']) or 'no data file read'})", evidence)
-    if named:
-        return Check(DATA_USAGE, True, f"the final code names the training data ({', '.join(named)})", evidence)
-    return Check(DATA_USAGE, False, "the final code names no training data file", evidence)
+        return Check(DATA_USAGE, True, f"the final code read the training data ({', '.join(logged[:5])})",
+                     evidence)
+    if named:  # not seen read: native code (OpenCV, a C++ reader) bypasses the audit hook
+        return Check(DATA_USAGE, True, f"the final code names the training data ({', '.join(named[:5])})"
+                     + ("; the access log does not show it read" if access["audited_steps"] else ""), evidence)
+    seen = f" (access log: {', '.join(access['data_reads'][:5]) or 'no data file read'})" \
+        if access["audited_steps"] else ""
+    return Check(DATA_USAGE, False, f"the final code never read the provided training data{seen}", evidence)
 
 
 def check_leakage(env: MLEEnvironment) -> Check:

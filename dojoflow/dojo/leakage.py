@@ -2,8 +2,10 @@
 plus the access log of the steps (``infra/sandbox/access.py``).
 
 - ``data-usage``: the final code uses the provided training data - its access log shows a read of a
-  ``data/`` file whose name has ``train`` in it, or (unaudited) its source names such a file. Code that
-  never touches the training data (a hard-coded answer table, a model loaded from elsewhere) is flagged.
+  ``data/`` file other than the test inputs, the sample submission and the description, or its source
+  names a file with ``train`` in its name (native readers, such as OpenCV's, are not in the access log).
+  Code that never touches the training data (a hard-coded answer table, a model loaded from elsewhere) is
+  flagged.
 - ``leakage``: no model or preprocessing step is fitted on what it must not see. The code's assignments are
   followed (taint analysis over the module's AST): a value read from a file whose name has ``test`` in it
   (and not ``train``) is *test-derived*; the held-out outputs of ``train_test_split`` (its second, fourth...
@@ -120,6 +122,12 @@ def analyse(source: str) -> CodeFindings:
     return findings
 
 
+NOT_TRAINING = re.compile(r"test|sample_submission|description", re.IGNORECASE)
+
+
 def reads_training_data(data_reads: list[str]) -> list[str]:
-    """The files of the public data the access log shows read whose name has ``train`` in it."""
-    return [path for path in data_reads if TRAIN_FILE.search(path.rsplit("/", 1)[-1])]
+    """The files of the public data the access log shows read that hold training data: any file under
+    ``data/`` but the test inputs, the sample submission and the description (an MLE-bench competition's
+    training labels may be ``labels.csv``, its images ``train/*.jpg``)."""
+    return [path for path in data_reads
+            if path.startswith("data/") and not NOT_TRAINING.search(path.removeprefix("data/"))]
