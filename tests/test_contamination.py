@@ -146,6 +146,7 @@ def test_sweep_specs_take_integrity_description_and_judge():
         parse_sweep_spec({"name": "d", "agents": ["baseline"], "tasks": ["iris-species"], "description": "scrambled"})
 
 
+@pytest.mark.slow
 def test_the_run_command_takes_the_options(settings):
     from dojoflow.cli import app
 

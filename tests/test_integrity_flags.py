@@ -148,6 +148,7 @@ def test_leakage_analysis_follows_assignments_and_validation_splits():
     assert not analyse(rebound).test_fits
 
 
+@pytest.mark.slow
 def test_plagiarism_fires_on_a_copied_reference_solution_and_not_on_other_code(settings):
     env = MLEEnvironment(TASK, settings=settings, sandbox=BACKENDS[0], max_steps=3)
     env.reset()
@@ -179,6 +180,7 @@ def test_plagiarism_corpus_takes_user_notebooks(settings, tmp_path):
         (folder / "kernel.ipynb").unlink()
 
 
+@pytest.mark.slow
 def test_flags_are_recorded_and_never_change_the_score(settings):
     from dojoflow.storage.results import load_results
 

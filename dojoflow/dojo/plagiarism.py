@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,7 @@ def corpus(env: MLEEnvironment, agent: str = "") -> list[Source]:
 
 def similarity(code: Source, reference: Source) -> float:
     """The fraction of ``code``'s tokens that are found in ``reference`` (copydetect's winnowing)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # copydetect imports pyplot (for its HTML report): never a GUI
     from copydetect import CodeFingerprint, compare_files
 
     window = GUARANTEE_T - NOISE_K + 1
