@@ -17,7 +17,7 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([DOJOFLOW, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
 
 
-COMMANDS = {"run", "demo", "grade", "medals", "report", "export", "serve", "deploy", "ui", "tasks", "cache",
+COMMANDS = {"run", "demo", "grade", "medals", "report", "export", "contamination", "serve", "deploy", "ui", "tasks", "cache",
             "sandbox", "sweep", "episodes", "agents", "synth"}
 
 
