@@ -57,6 +57,10 @@ try:
 except OSError:
     pass
 try:
+    open("/usr/lib/planted.txt", "w").write("x")
+except OSError:
+    pass
+try:
     socket.create_connection(("10.0.0.1", 80), timeout=0.5)
 except OSError:
     pass
@@ -100,6 +104,7 @@ def test_forbidden_access_fires_on_reads_listings_and_network(settings, backend)
     assert not check["passed"] and evidence["audited_steps"] == 1
     assert {"/root/.ssh/id_rsa", "/etc/shadow"} <= set(evidence["forbidden_reads"])
     assert "/root" in evidence["forbidden_lists"]
+    assert evidence["forbidden_writes"] == ["/usr/lib/planted.txt"]
     assert any("10.0.0.1" in n for n in evidence["network"])
     assert not (env.workspace / ".dojoflow").exists()  # the log is gone before the next step
 
