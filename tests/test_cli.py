@@ -17,8 +17,8 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([DOJOFLOW, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
 
 
-COMMANDS = {"run", "demo", "grade", "medals", "report", "export", "serve", "deploy", "ui", "tasks", "cache",
-            "sandbox", "sweep", "episodes", "agents", "synth"}
+COMMANDS = {"run", "demo", "grade", "medals", "report", "export", "contamination", "serve", "deploy", "ui", "tasks",
+            "cache", "sandbox", "sweep", "episodes", "agents", "synth"}
 
 
 def test_help_lists_every_command():

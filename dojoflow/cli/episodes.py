@@ -99,6 +99,17 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
         wall_time: Optional[float] = typer.Option(None, "--wall-time", help="Wall-clock budget of the episode in "
                                                   "seconds (a command agent is stopped then)."),
         cost_budget: Optional[float] = typer.Option(None, "--cost-budget", help="LLM cost budget in USD."),
+        integrity: Optional[str] = typer.Option(None, "--integrity", help="Integrity flags to run, comma-separated: "
+                                                "plagiarism, forbidden-access, data-usage, leakage (the default: "
+                                                "all four), judge (an LLM, off by default); none for no flags. "
+                                                "Flags record evidence and never change a score."),
+        judge_model: Optional[str] = typer.Option(None, "--judge-model", help="The rule-violation judge's model "
+                                                  "(adds judge to --integrity); default endpoint: --judge-base-url."),
+        judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="The judge's OpenAI-compatible "
+                                                     "base URL."),
+        description: str = typer.Option("original", "--description", help="original, or obfuscated: the "
+                                         "contamination probe (the task's names removed; MLE-bench's "
+                                         "description_obfuscated.md for imported competitions)."),
         no_prefect: bool = typer.Option(False, "--no-prefect", help="Run the same steps without Prefect."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the result.")) -> None:
     """Run one episode (a Prefect flow run) and print the result, and why it ended on stderr. API keys come from
@@ -123,7 +134,8 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
         raise UsageError(f"agent '{agent}' is an LLM scaffold: give --model (and --base-url for a local server)")
     config = EpisodeConfig(task_id=task_id, agent=agent, seed=seed, max_steps=max_steps, sandbox=sandbox,
                            agent_options=options, feedback=feedback, command=command, wall_time_s=wall_time,
-                           cost_budget_usd=cost_budget)
+                           cost_budget_usd=cost_budget, description=description,
+                           **integrity_options(integrity, judge_model, judge_base_url))
     get_task(task_id)  # fail fast, before starting Prefect, on an unknown task
     if command is None:
         make_agent(agent, **options)  # ... and on an unknown agent or option
@@ -147,6 +159,18 @@ def run(task_id: str = typer.Option(..., "--task", help="Task id (see `dojoflow 
         raise
     err_console.print(f"episode {result['episode_id']} ended: {result['end_reason']}", highlight=False,
                       soft_wrap=True)
+
+
+def integrity_options(integrity: Optional[str], judge_model: Optional[str],
+                      judge_base_url: Optional[str]) -> dict[str, Any]:
+    """The EpisodeConfig fields of ``--integrity`` / ``--judge-model`` / ``--judge-base-url``."""
+    from dojoflow.dojo.flags import JUDGE, integrity_names
+
+    names = integrity_names(integrity)
+    if judge_model and JUDGE not in names:
+        names = integrity_names([*names, JUDGE])
+    judge = {k: v for k, v in (("model", judge_model), ("base_url", judge_base_url)) if v}
+    return {"integrity": names, "judge": judge}
 
 
 def _run_one(config: EpisodeConfig, no_prefect: bool, failures: list[dict]) -> dict:
@@ -188,6 +212,10 @@ def print_result(r: dict) -> None:
     if r.get("ended_by"):
         console.print(f"  agent ended: {r['ended_by']} ({r['end_reason']}); {r['llm_calls']} LLM calls, "
                       f"{r['tokens']} tokens, ${r['cost_usd']:.4f}")
+    flags = r["integrity"].get("flags") or []
+    console.print(f"  integrity flags: {', '.join(flags) if flags else 'none raised'}"
+                  + (f"; description {r['description_variant']}" if r.get("description_variant") != "original"
+                     else ""))
     console.print(f"  integrity: {'passed' if r['integrity'].get('passed') else 'FAILED'}; "
                   f"{r['steps']} steps in {r['wall_time_s']:.1f} s; sandbox {r['sandbox']}"
                   + ("" if r["sandbox_isolated"] else " (not isolated)"))

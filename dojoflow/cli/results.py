@@ -9,6 +9,8 @@ import typer
 
 from dojoflow.cli.common import console, err_console
 from dojoflow.config import get_settings
+from dojoflow.errors import UsageError
+from dojoflow.reporting.contamination import contamination_markdown, contamination_records
 
 
 def write_report_files(sections: list[Any], frame: Any, markdown: Optional[Path], plot_path: Optional[Path]) -> None:
@@ -22,9 +24,10 @@ def write_report_files(sections: list[Any], frame: Any, markdown: Optional[Path]
     if plot_path:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         for section in sections:
-            rows = frame[frame["feedback_protocol"] == section.protocol]
+            rows = frame[(frame["feedback_protocol"] == section.protocol)
+                         & (frame["description_variant"] == section.description)]
             path = plot_path if len(sections) == 1 else plot_path.with_name(
-                f"{plot_path.stem}-{section.protocol}{plot_path.suffix}")
+                f"{plot_path.stem}-{section.label}{plot_path.suffix}")
             err_console.print(f"wrote {plot(section, rows, path)}")
 
 
@@ -51,13 +54,46 @@ def show_report(frame: Any, markdown: Optional[Path], plot_path: Optional[Path],
     from dojoflow.reporting.render import to_rich_table
 
     sections = report_sections(frame, pool=pool)
+    probe = contamination_or_none(frame)
     if as_json:
-        print(json.dumps({"episodes": len(frame), "sections": [s.to_dict() for s in sections]}, indent=1,
-                         default=str))
+        print(json.dumps({"episodes": len(frame), "sections": [s.to_dict() for s in sections],
+                          **({"contamination": contamination_records(probe)} if probe is not None else {})},
+                         indent=1, default=str))
     else:
         for section in sections:
             console.print(to_rich_table(section))
+        if probe is not None:
+            console.print(contamination_markdown(probe))
     write_report_files(sections, frame, markdown, plot_path)
+    if markdown and probe is not None:
+        markdown.write_text(markdown.read_text() + "\n" + contamination_markdown(probe) + "\n")
+
+
+def contamination_or_none(frame: Any) -> Any:
+    """The contamination comparison of ``frame``, or None when no agent and task ran under both variants."""
+    from dojoflow.reporting.contamination import contamination_table
+
+    try:
+        return contamination_table(frame)
+    except UsageError:
+        return None
+
+
+def contamination(results: Optional[Path] = typer.Option(None, help="Results folder or Parquet file "
+                                                                  "(default: $DOJOFLOW_HOME/results)."),
+                  as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """The contamination probe: per agent and task, the score on the original description against the score on
+    the obfuscated one (runs with --description obfuscated); drop > 0 means worse without the task's names."""
+    import json
+
+    from dojoflow.reporting.contamination import contamination_table
+    from dojoflow.storage.results import load_results
+
+    table = contamination_table(load_results(results or get_settings().results_dir))
+    if as_json:
+        print(json.dumps(contamination_records(table), indent=1, default=str))
+    else:
+        console.print(contamination_markdown(table))
 
 
 def export_command(out: Path = typer.Argument(..., help="Output file (.parquet; a .jsonl twin is written too)."),
@@ -85,4 +121,4 @@ def export_command(out: Path = typer.Argument(..., help="Output file (.parquet; 
         raise typer.Exit(1)
 
 
-COMMANDS = {"report": report, "export": export_command}
+COMMANDS = {"report": report, "export": export_command, "contamination": contamination}

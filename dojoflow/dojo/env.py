@@ -21,6 +21,7 @@ from dojoflow.config import Settings, get_settings
 from dojoflow.defaults import DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE
 from dojoflow.dojo.actions import CODE_ACTIONS, Action
 from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
+from dojoflow.dojo.obfuscation import OBFUSCATED, description_variant, obfuscated_public, task_description
 from dojoflow.dojo.observation import Observation, describe_data, render_execution
 from dojoflow.dojo.records import Outcome, StepRecord, Usage
 from dojoflow.dojo.rewards import check_reward_mode, reward_for
@@ -41,6 +42,7 @@ from dojoflow.infra.sandbox import (
     get_backend,
     python_command,
 )
+from dojoflow.infra.sandbox.access import audited, read_access
 from dojoflow.tasks_catalog.exposure import hidden_source_dirs
 from dojoflow.tasks_catalog.grading import (
     GradeResult,
@@ -66,7 +68,8 @@ class MLEEnvironment:
                  sandbox: SandboxBackend | str | None = None, settings: Settings | None = None,
                  episode_id: str | None = None, limits: ExecutionLimits | None = None,
                  gpu: int | None = None, wall_time_s: float | None = None,
-                 cost_budget_usd: float | None = None, feedback: str = DEFAULT_FEEDBACK) -> None:
+                 cost_budget_usd: float | None = None, feedback: str = DEFAULT_FEEDBACK,
+                 audit_access: bool = False, description: str = "original") -> None:
         self.settings = settings or get_settings()
         self.spec = get_task(task) if isinstance(task, str) else task
         self.seed, self.max_steps, self.reward_mode = seed, max_steps, reward_mode
@@ -89,6 +92,9 @@ class MLEEnvironment:
         self.initial_observation = ""
         self.disk_full = False  # a step met a full disk: the workspace is emptied when the episode closes
         self._submission_notes: dict[int, str] = {}  # why a step's submission could not be collected
+        self.audit_access = audit_access  # run each step under the access-audit hook (infra/sandbox/access.py)
+        self.description = description_variant(description)  # the contamination probe (dojo/obfuscation.py)
+        self.description_public: Path | None = None  # the public data with the obfuscated description.md
 
     # -- paths --------------------------------------------------------------------------------------------
     @property
@@ -110,7 +116,7 @@ class MLEEnvironment:
     @property
     def public_dir(self) -> Path:
         """The data the agent sees: the task's public data, or the validation protocol's view of it."""
-        return (self.feedback_data or self.data).public
+        return self.description_public or (self.feedback_data or self.data).public
 
     def request(self, command: tuple[str, ...]) -> ExecutionRequest:
         """A sandbox request for ``command`` in this episode's workspace: its public data, limits and GPU, with
@@ -142,6 +148,8 @@ class MLEEnvironment:
         self.prepared = prepare_task(self.spec, self.settings.data_dir)
         self.feedback_data = (validation_view(self.spec, self.prepared) if self.feedback.name == "validation"
                               else None)
+        self.description_public = (obfuscated_public(self.spec, (self.feedback_data or self.prepared).public)
+                                   if self.description == OBFUSCATED else None)
         if self.episode_dir.exists():  # a re-run of the same episode id (a retried sweep episode) starts clean
             shutil.rmtree(self.episode_dir)
         self.workspace.mkdir(parents=True, exist_ok=True)
@@ -187,7 +195,11 @@ class MLEEnvironment:
             return self._not_run(problem)
         except OSError as exc:
             return self._not_run(describe_os_error(exc, "preparing the step"))
-        result = self.sandbox.run(self.request(python_command(code_name)))
+        command = python_command(code_name)
+        audit = audited(command, self.workspace) if self.audit_access else None
+        result = self.sandbox.run(self.request(audit[0] if audit else command))
+        if audit is not None:
+            result.access = read_access(self.workspace, audit[1])
         try:
             (step_dir / "stdout.txt").write_text(result.stdout)
             (step_dir / "stderr.txt").write_text(result.stderr)
@@ -379,7 +391,7 @@ class MLEEnvironment:
         data = describe_data(self.spec, self.feedback_data or self.data)
         data.update({"steps_left": self.steps_left - (0 if first else 1),
                      "leaderboard_provenance": board.provenance, "leaderboard_entries": board.num_teams})
-        text = (f"{self.spec.description()}\n\n## Data structure\n{data['data_structure']}\n\n"
+        text = (f"{task_description(self.spec, self.description)}\n\n## Data structure\n{data['data_structure']}\n\n"
                 f"## Sample submission (first rows)\n{data['sample_submission']}\n\n"
                 f"## Metric\n{self.spec.metric_name} ({self.spec.direction}). {self._feedback_sentence(board)}\n\n"
                 f"## Budget\n{data['steps_left']} steps left. Your code runs with `data/` holding the files "

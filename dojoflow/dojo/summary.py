@@ -79,8 +79,20 @@ class EpisodeResult:
     feedback_board: str = ""  # where feedback was placed: public, public_score, private ("" when unscored)
     best_feedback_human_rank: float | None = None  # the best feedback HumanRank on that board
     best_feedback_medal: str | None = None  # the best medal band feedback reached on that board
+    description_variant: str = "original"  # the contamination probe's variant (dojo/obfuscation.py)
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def integrity_flags(self) -> list[str]:
+        """The integrity flags raised (``dojo/flags.py``): evidence for a reader, never a change of score."""
+        return list(self.integrity.get("flags", []))
+
+    @property
+    def plagiarism_score(self) -> float | None:
+        """The final code's highest similarity with a reference solution (None: not checked)."""
+        score = self.integrity.get("plagiarism_score")
+        return None if score is None else float(score)
 
     # -- the views ------------------------------------------------------------------------------------------
     def to_dict(self, with_trajectory: bool = False) -> dict[str, Any]:
@@ -116,6 +128,8 @@ class EpisodeResult:
             "provenance_key": provenance_key(self.provenance) if self.provenance else "",
             "feedback_board": self.feedback_board, "best_feedback_human_rank": self.best_feedback_human_rank,
             "best_feedback_medal": self.best_feedback_medal,
+            "integrity_flags": ",".join(self.integrity_flags), "description_variant": self.description_variant,
+            "plagiarism_score": self.plagiarism_score,
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -128,7 +142,8 @@ class EpisodeResult:
                 "failed": float(self.status == "failed"), "llm_tokens": float(self.tokens), "cost_usd": self.cost_usd,
                 "llm_calls": float(self.llm_calls), "llm_cache_hits": float(self.llm_cache_hits),
                 "llm_errors": float(self.llm_errors), "llm_truncated_replies": float(self.llm_truncated_replies),
-                "llm_context_trims": float(self.llm_context_trims)}
+                "llm_context_trims": float(self.llm_context_trims),
+                "integrity_flags": float(len(self.integrity_flags)), "plagiarism_score": self.plagiarism_score}
 
     @classmethod
     def failed(cls, *, task_id: str, agent: str, seed: int, episode_id: str, episode_dir: str, error: str,
@@ -210,4 +225,5 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         provenance=episode_provenance(env, agent_options),
         feedback_board=feedback_board(env.spec) if env.feedback.scored else "",
         best_feedback_human_rank=best_rank, best_feedback_medal=best_medal,
+        description_variant=env.description,
         initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])

@@ -13,6 +13,8 @@ from typing import Any
 
 from dojoflow.defaults import DEFAULT_AGENT, DEFAULT_MAX_STEPS, DEFAULT_REWARD_MODE, DEFAULT_SEED
 from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
+from dojoflow.dojo.flags import AUDITED_FLAGS, DEFAULT_FLAGS, integrity_names
+from dojoflow.dojo.obfuscation import ORIGINAL, description_variant
 from dojoflow.errors import UsageError
 
 COMMAND_FEEDBACK = "format-only"
@@ -48,8 +50,13 @@ class EpisodeConfig:
     feedback: str | None = None  # the feedback protocol (dojo/feedback.py); None: the default for the agent
     command: dict[str, Any] | None = None  # a command agent (agents/external/spec.py); ``agent`` is its label
     episode_id: str | None = None
+    integrity: tuple[str, ...] = DEFAULT_FLAGS  # the integrity flags to run (dojo/flags.py); () for none
+    description: str = ORIGINAL  # the contamination probe: "obfuscated" hides the task's names (dojo/obfuscation.py)
+    judge: dict[str, Any] = field(default_factory=dict)  # the rule-violation judge's model / base_url
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "integrity", integrity_names(self.integrity))  # a list from JSON, a CLI string
+        description_variant(self.description)
         protocol = feedback_protocol(self.protocol)  # an unknown name fails here, with the known ones
         if self.command is not None and protocol.name != COMMAND_FEEDBACK:
             raise UsageError(f"a command agent gets MLE-bench's format-only validation endpoint: its feedback "
@@ -68,6 +75,11 @@ class EpisodeConfig:
         if self.feedback is not None:
             return self.feedback
         return COMMAND_FEEDBACK if self.command is not None else DEFAULT_FEEDBACK
+
+    @property
+    def audits_access(self) -> bool:
+        """Whether the episode's steps run under the access-audit hook (a flag that reads its log is on)."""
+        return bool(AUDITED_FLAGS & set(self.integrity))
 
     @property
     def episode_key(self) -> str | None:

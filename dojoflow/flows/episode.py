@@ -31,6 +31,7 @@ from dojoflow.agents.registry import make_agent
 from dojoflow.config import Settings, get_settings
 from dojoflow.dojo.actions import CODE_ACTIONS, Action
 from dojoflow.dojo.env import MLEEnvironment
+from dojoflow.dojo.flags import run_flags
 from dojoflow.dojo.integrity import run_integrity_checks
 from dojoflow.dojo.observation import Observation
 from dojoflow.dojo.summary import EpisodeResult, summarize
@@ -55,7 +56,8 @@ def data_prep(config: EpisodeConfig, spec: TaskSpec, settings: Settings, gpu: in
     env = MLEEnvironment(spec, seed=config.seed, max_steps=config.max_steps, reward_mode=config.reward_mode,
                          sandbox=config.sandbox, settings=settings, gpu=gpu, episode_id=config.episode_id,
                          wall_time_s=config.wall_time_s, cost_budget_usd=config.cost_budget_usd,
-                         feedback=config.protocol)
+                         feedback=config.protocol, audit_access=config.audits_access,
+                         description=config.description)
     observation, info = env.reset()
     return env, observation, info
 
@@ -98,14 +100,20 @@ def final_grading(env: MLEEnvironment, step: int | None = None, reason: str | No
             env.outcome = dataclasses.replace(outcome, reason=reason)
 
 
-def integrity_check(env: MLEEnvironment, command_run: CommandRun | None = None) -> dict[str, Any]:
+def integrity_check(env: MLEEnvironment, command_run: CommandRun | None = None,
+                    config: EpisodeConfig | None = None) -> dict[str, Any]:
     """Was the result earned? (re-run in an emptied workspace, non-constant predictions; for a command agent
-    the checks of ``agents/external/integrity.py``)."""
+    the checks of ``agents/external/integrity.py``), then the integrity flags ``config`` chose
+    (``dojo/flags.py``: evidence only, never a change of score)."""
     if command_run is not None:
-        return run_command_integrity_checks(env, command_run)
-    if env.chosen_submission is None:
-        return {"passed": False, "checks": [], "skipped": "no final submission"}
-    return run_integrity_checks(env)
+        integrity = run_command_integrity_checks(env, command_run)
+    elif env.chosen_submission is None:
+        integrity = {"passed": False, "checks": [], "skipped": "no final submission"}
+    else:
+        integrity = run_integrity_checks(env)
+    if config is not None:
+        integrity.update(run_flags(env, config.integrity, config.agent, config.judge, config.agent_options))
+    return integrity
 
 
 def record(env: MLEEnvironment, config: EpisodeConfig, result: EpisodeResult,
@@ -225,6 +233,8 @@ class EpisodeTracker:
 
         tags = {**self.tags(), "dojoflow.status": result.status, "dojoflow.end_reason": result.end_reason[:5000],
                 "dojoflow.error_class": result.error_class, "dojoflow.medal": result.medal or "none",
+                "dojoflow.integrity_flags": ",".join(result.integrity_flags) or "none",
+                "dojoflow.description_variant": result.description_variant,
                 "mlflow.note.content": summary_markdown(result.to_dict(), self.links()),
                 **({"dojoflow.ended_by": result.ended_by} if result.ended_by else {})}
         run = TrackedRun(self.name, self.name, params, result.metrics(), steps, tags,
@@ -249,6 +259,7 @@ def start_params(config: EpisodeConfig) -> dict[str, Any]:
     """The params known before the episode runs (the rest come with :func:`tracking_params`)."""
     return {"task": config.task_id, "agent": config.agent, "seed": config.seed, "max_steps": config.max_steps,
             "reward_mode": config.reward_mode, "feedback_protocol": config.protocol,
+            "integrity_checks": ",".join(config.integrity), "description_variant": config.description,
             "model": config.agent_options.get("model") or (config.command or {}).get("model") or "",
             "agent_options": json.dumps(config.agent_options, default=str, sort_keys=True),
             **({"agent_command": json.dumps(config.command, default=str, sort_keys=True)} if config.command else {})}
@@ -453,7 +464,7 @@ def _drive(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, settings: Setti
 
                 log(step_line(asdict(env.history[-1]), config.max_steps))
         steps.final_grading(env)
-        integrity = steps.integrity_check(env)
+        integrity = steps.integrity_check(env, None, config)
     finally:
         if agent is not None and hasattr(agent, "close"):  # e.g. an LLM scaffold's gateway
             agent.close()
@@ -486,7 +497,7 @@ def _drive_command(config: EpisodeConfig, spec: TaskSpec, steps: _Timed, setting
     try:
         run = steps.agent_run(env, config)
         steps.final_grading(env, run.final_step, run.final_reason)
-        integrity = steps.integrity_check(env, run)
+        integrity = steps.integrity_check(env, run, config)
     finally:
         env.close()
     return _finish(env, config, steps, integrity, started, tracker, run)

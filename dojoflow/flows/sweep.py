@@ -70,7 +70,8 @@ def episode_config(spec: SweepSpec, agent: AgentEntry, task: str, seed: int,
     return EpisodeConfig(task_id=task, agent=agent.name, seed=seed, max_steps=spec.max_steps, sandbox=spec.sandbox,
                          sweep_id=spec.name, parent_run_id=parent_run_id, agent_options=dict(agent.options),
                          feedback=spec.feedback, command=dict(agent.command) if agent.command is not None else None,
-                         wall_time_s=spec.wall_time_s, cost_budget_usd=spec.cost_budget_usd)
+                         wall_time_s=spec.wall_time_s, cost_budget_usd=spec.cost_budget_usd,
+                         integrity=spec.integrity, description=spec.description, judge=dict(spec.judge))
 
 
 def append_event(settings: Settings, sweep_id: str, key: str, state: str, ended: bool = True) -> None:

@@ -14,6 +14,9 @@ budget: {max_steps: 6, episode_timeout_s: 1800}   # a deployment run not done by
                                     # also wall_time_s and cost_budget_usd (per episode)
 sandbox: auto                       # auto, bwrap, warm, docker or local
 feedback: public-test               # feedback protocol: public-test, validation, format-only or none
+integrity: [plagiarism, forbidden-access, data-usage, leakage]   # integrity flags (the default; add judge)
+judge: {model: gpt-4o-mini, base_url: null}   # the rule-violation judge (with judge in integrity)
+description: original               # or obfuscated: the contamination probe
 concurrency: {episodes: 2}          # episodes at once (a Prefect global concurrency limit)
 retries: 1                          # retries of an episode after an infrastructure failure
 deployment: null                    # "episode/dojoflow": run episodes on workers via this deployment
@@ -36,6 +39,8 @@ import yaml
 
 from dojoflow.defaults import DEFAULT_MAX_STEPS
 from dojoflow.dojo.feedback import PROTOCOLS
+from dojoflow.dojo.flags import DEFAULT_FLAGS, JUDGE, integrity_names
+from dojoflow.dojo.obfuscation import ORIGINAL, VARIANTS
 from dojoflow.errors import SweepSpecError
 from dojoflow.tasks_catalog.spec import FieldReader
 
@@ -43,8 +48,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 TOP_LEVEL_KEYS = ("name", "agents", "tasks", "seeds", "budget", "sandbox", "feedback", "concurrency", "retries",
-                  "deployment", "tracking", "storage")
+                  "deployment", "tracking", "storage", "integrity", "judge", "description")
 SECTION_KEYS = {"budget": ("max_steps", "episode_timeout_s", "wall_time_s", "cost_budget_usd"),
+                "judge": ("model", "base_url", "max_tokens"),
                 "concurrency": ("episodes",), "tracking": ("uri",), "storage": ("artifacts", "s3_endpoint_url")}
 AGENT_KEYS = ("name", "options", "command", "image")
 DEFAULT_EPISODE_TIMEOUT_S = 1800.0
@@ -79,6 +85,9 @@ class SweepSpec:
     artifacts: str | None = None
     s3_endpoint_url: str | None = None
     feedback: str | None = None  # None: each agent's default (EpisodeConfig.protocol)
+    integrity: tuple[str, ...] = DEFAULT_FLAGS  # the integrity flags of every episode (dojo/flags.py)
+    description: str = ORIGINAL  # the description variant of every episode (dojo/obfuscation.py)
+    judge: dict[str, Any] = field(default_factory=dict)  # the rule-violation judge's model / base_url
 
     def episodes(self) -> list[tuple[AgentEntry, str, int]]:
         """Every (agent, task, seed), in a stable order."""
@@ -94,7 +103,8 @@ class SweepSpec:
                 "sandbox": self.sandbox, "feedback": self.feedback, "concurrency": {"episodes": self.concurrency},
                 "retries": self.retries,
                 "deployment": self.deployment, "tracking": {"uri": self.tracking_uri},
-                "storage": {"artifacts": self.artifacts, "s3_endpoint_url": self.s3_endpoint_url}}
+                "storage": {"artifacts": self.artifacts, "s3_endpoint_url": self.s3_endpoint_url},
+                "integrity": list(self.integrity), "description": self.description, "judge": dict(self.judge)}
 
 
 def _agent_dict(agent: AgentEntry) -> dict[str, Any]:
@@ -149,6 +159,22 @@ def _expand_tasks(r: FieldReader, entries: list) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tasks))
 
 
+def _integrity(r: FieldReader, data: dict[str, Any]) -> tuple[str, ...]:
+    """The ``integrity:`` key: a list (or comma-separated string) of flags; absent: the default ones."""
+    from dojoflow.errors import UsageError
+
+    value = data.get("integrity")
+    if value is not None and not isinstance(value, (str, list)):
+        raise r.fail("integrity", f"must be a list of integrity checks, got {value!r}")
+    try:
+        names = integrity_names(value)
+    except UsageError as exc:
+        raise r.fail("integrity", str(exc)) from None
+    if data.get("judge") and JUDGE not in names:
+        raise r.fail("judge", "a judge is configured but 'judge' is not in integrity: add it to run the judge")
+    return names
+
+
 def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
     """Validate a loaded YAML document; errors name the file and the field."""
     from dojoflow.agents.registry import available_agents
@@ -195,6 +221,9 @@ def parse_sweep_spec(data: Any, file: str = "<sweep spec>") -> SweepSpec:
         artifacts=r.get(storage, "artifacts", "storage", str, None),
         s3_endpoint_url=r.get(storage, "s3_endpoint_url", "storage", str, None),
         feedback=r.choice(data, "feedback", "", tuple(PROTOCOLS)) if data.get("feedback") is not None else None,
+        integrity=_integrity(r, data), judge=dict(r.mapping(data.get("judge"), "judge")),
+        description=r.choice(data, "description", "", VARIANTS) if data.get("description") is not None
+        else ORIGINAL,
     )
     if spec.max_steps < 1 or spec.concurrency < 1 or spec.retries < 0:
         raise r.fail("budget/concurrency/retries", "max_steps and episodes must be >= 1, retries >= 0")

@@ -86,8 +86,10 @@ def summary_markdown(result: dict[str, Any], links: dict[str, str] | None = None
                   f"{format_value(r.get('best_feedback_human_rank'), 4)}, medal band "
                   f"{r.get('best_feedback_medal') or 'none'} |",
                   f"| integrity | {'passed' if (r.get('integrity') or {}).get('passed') else 'FAILED'} |",
+                  f"| integrity flags | {_flags(r.get('integrity') or {})} |",
                   f"| final submission | step {format_value(r.get('final_step'))}: {r.get('final_reason')} |",
                   f"| steps | {r.get('steps')} of {r.get('max_steps') or '?'} |",
+                  f"| description | {r.get('description_variant') or 'original'} |",
                   f"| wall time | {float(r.get('wall_time_s') or 0):.1f} s |"]
         if r.get("llm_calls"):
             lines.append(f"| LLM | {r['llm_calls']} calls, {r.get('llm_cache_hits', 0)} from the cache, "
@@ -99,6 +101,15 @@ def summary_markdown(result: dict[str, Any], links: dict[str, str] | None = None
     if errors and not failed:
         lines += ["", "Grading errors: " + "; ".join(errors[:5])]
     return "\n".join(lines) + "\n"
+
+
+def _flags(integrity: dict[str, Any]) -> str:
+    """The raised integrity flags with their details (``dojo/flags.py``), or what ran and found nothing."""
+    checks = integrity.get("flag_checks") or []
+    raised = [c for c in checks if not c.get("passed")]
+    if raised:
+        return "; ".join(f"**{c['name']}**: {c['detail']}" for c in raised).replace("|", "\\|")
+    return f"none raised ({', '.join(c['name'] for c in checks)})" if checks else "not run"
 
 
 def trajectory_markdown(header: dict[str, Any], steps: list[dict[str, Any]]) -> str:

@@ -2,6 +2,8 @@
 
 - **Feedback protocols are never pooled.** A score earned with test-derived feedback is not a score earned
   without it, so each protocol gets its own section, marked comparable with MLE-bench's leaderboard or not.
+- **Description variants are never pooled** either: runs on the obfuscated description (the contamination
+  probe, ``dojo/obfuscation.py``) get their own sections; ``reporting/contamination.py`` compares the two.
 - **Within a section, one agent's row pools only results obtained the same way**: the same provenance key
   (software and commit, hardware, budgets, model and endpoint, grading mode, leaderboard provenance; see
   ``dojoflow/provenance.py``). Mixed keys are an error that names the fields that differ, unless the caller
@@ -48,25 +50,29 @@ def _common(blocks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def report_sections(results: pd.DataFrame, pool: bool = False) -> list[Report]:
-    """One report per feedback protocol; raises UsageError where an agent's results were obtained differently
-    (unless ``pool``)."""
+    """One report per feedback protocol and description variant; raises UsageError where an agent's results
+    were obtained differently (unless ``pool``)."""
     from dojoflow.reporting.render import Report
-    from dojoflow.storage.results import completed, with_model_label
+    from dojoflow.storage.results import completed, with_added_columns, with_model_label
 
     if results.empty:
         raise UsageError("the results table is empty: run some episodes first (dojoflow run / demo)")
     sections, problems = [], []
-    for protocol, group in results.groupby("feedback_protocol", sort=True):
+    results = with_added_columns(results.copy())
+    for (protocol, variant), group in results.groupby(["feedback_protocol", "description_variant"], sort=True):
         pooled: dict[str, list[str]] = {}
         graded = with_model_label(completed(group))  # failed episodes are counted, not aggregated; models never pool
         for agent, rows in graded.groupby("agent"):
             if rows["provenance_key"].nunique() > 1:
                 fields = differences(_blocks(rows)) or ["provenance unknown for rows recorded before it existed"]
                 pooled[str(agent)] = fields
-                problems.append(f"{agent} under {protocol}: {', '.join(fields)}")
+                problems.append(f"{agent} under {protocol}"
+                                + (f" ({variant} description)" if variant != "original" else "")
+                                + f": {', '.join(fields)}")
         report = Report.from_results(group)
         blocks = _blocks(graded)
         report.protocol = str(protocol)
+        report.description = str(variant)
         report.comparable = bool(graded["leaderboard_comparable"].astype(bool).all())
         report.provenance = _common(blocks)
         report.differences = differences(blocks)

@@ -29,6 +29,12 @@ class Report:
     pooled: dict[str, list[str]] = field(default_factory=dict)  # agent -> fields pooled across (--pool)
     failed: int = 0  # episodes the harness could not finish (not aggregated; counted)
     public_feedback: dict[str, dict[str, float]] = field(default_factory=dict)  # agent -> feedback on public boards
+    description: str = "original"  # the description variant of every result in it (dojo/obfuscation.py)
+
+    @property
+    def label(self) -> str:
+        """The section's short name (file names): its protocol, and its description variant when obfuscated."""
+        return self.protocol + ("" if self.description == "original" else f"-{self.description}")
 
     @classmethod
     def from_results(cls, results: pd.DataFrame) -> Report:
@@ -55,7 +61,7 @@ class Report:
         """JSON-ready: rates, AUP and Elo."""
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in self.rates.to_dict("records")]
-        return {"episodes": self.episodes, "feedback_protocol": self.protocol,
+        return {"episodes": self.episodes, "feedback_protocol": self.protocol, "description_variant": self.description,
                 "leaderboard_comparable": self.comparable, "provenance": self.provenance,
                 "differences": self.differences, "pooled": self.pooled, "failed": self.failed, "rates": rows,
                 "public_feedback": self.public_feedback,
@@ -68,7 +74,8 @@ class Report:
             return f"{self.episodes} episodes"
         comparable = ("comparable with MLE-bench's leaderboard (no test-derived feedback)" if self.comparable
                       else "NOT comparable with MLE-bench's leaderboard (test-derived feedback)")
-        return f"feedback protocol {self.protocol}: {self.episodes} episodes, {comparable}"
+        variant = "" if self.description == "original" else f", {self.description} description"
+        return f"feedback protocol {self.protocol}{variant}: {self.episodes} episodes, {comparable}"
 
     def conditions(self) -> list[str]:
         """The provenance lines printed under the table."""

@@ -24,13 +24,15 @@ COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_split
            "gold", "any_medal", "above_median", "human_rank", "steps", "wall_time_s", "tokens", "cost_usd",
            "integrity_passed", "leaderboard_provenance", "model", "status", "end_reason", "error_class",
            "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key",
-           "feedback_board", "best_feedback_human_rank", "best_feedback_medal")
+           "feedback_board", "best_feedback_human_rank", "best_feedback_medal",
+           "integrity_flags", "description_variant", "plagiarism_score")
 # The value of each later column in rows written before it existed (every such episode ran under public-test
 # feedback, with no recorded provenance).
 ADDED_COLUMNS = {"model": "", "status": "completed", "end_reason": "", "error_class": "",
                  "feedback_protocol": "public-test", "leaderboard_comparable": False, "provenance": "{}",
                  "provenance_key": "", "feedback_board": "", "best_feedback_human_rank": None,
-                 "best_feedback_medal": None}
+                 "best_feedback_medal": None, "integrity_flags": "", "description_variant": "original",
+                 "plagiarism_score": float("nan")}
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:
@@ -62,6 +64,11 @@ def load_results(source: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COLUMNS))
     return _with_added_columns(pd.concat([_with_added_columns(pq.read_table(f).to_pandas()) for f in files],
                                          ignore_index=True))
+
+
+def with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every later column present (rows from before it get its default); changes ``frame``."""
+    return _with_added_columns(frame)
 
 
 def _with_added_columns(frame: pd.DataFrame) -> pd.DataFrame:

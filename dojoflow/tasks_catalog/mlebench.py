@@ -333,13 +333,15 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
             "leaderboard": {"file": "leaderboard.csv", "provenance": "human"},
         }
         (staging / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=1000))
-        (staging / "description.md").write_text(
-            description.read_text().rstrip() + "\n\n"
-            "## dojoflow notes\n\n"
-            "Imported from MLE-bench. The leaderboard is the competition's real Kaggle private leaderboard. "
-            f"Scores are {'higher' if higher else 'lower'}-is-better (inferred from the leaderboard, as MLE-bench "
-            "does). During the episode your submission is scored on a fixed half of the test rows (chosen by a hash "
-            "of the id); the final grade uses the other half.\n")
+        notes = ("## dojoflow notes\n\n"
+                 "Imported from MLE-bench. The leaderboard is the competition's real Kaggle private leaderboard. "
+                 f"Scores are {'higher' if higher else 'lower'}-is-better (inferred from the leaderboard, as MLE-bench "
+                 "does). During the episode your submission is scored on a fixed half of the test rows (chosen by a "
+                 "hash of the id); the final grade uses the other half.\n")
+        (staging / "description.md").write_text(description.read_text().rstrip() + "\n\n" + notes)
+        obfuscated = folder / "description_obfuscated.md"  # MLE-bench's contamination probe (dojo/obfuscation.py)
+        if obfuscated.is_file():
+            (staging / "description_obfuscated.md").write_text(obfuscated.read_text().rstrip() + "\n\n" + notes)
     from dojoflow.tasks_catalog.spec import load_spec
 
     load_spec(task)  # the written spec must validate

@@ -155,7 +155,7 @@ def build_request(env: MLEEnvironment, spec: CommandAgentSpec, sockets: Path, wa
                   stop_when: Callable[[], str | None] | None = None) -> ExecutionRequest:
     """The sandbox request of the whole run (see ``layout.py`` for what is mounted where)."""
     host = layout.HostLayout(env.episode_dir)
-    mounts = [Mount(Path(env.data.public), layout.DATA),
+    mounts = [Mount(Path(env.public_dir), layout.DATA),
               *(Mount(host.output(name), f"{layout.HOME}/{name}", writable=True) for name in layout.OUTPUT_DIRS),
               Mount(host.home_files / "instructions.txt", layout.INSTRUCTIONS),
               Mount(host.home_files / "validate_submission.sh", layout.VALIDATE_SCRIPT),

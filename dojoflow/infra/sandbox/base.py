@@ -107,6 +107,7 @@ class ExecutionResult:
     gpu_peak_memory_mb: float | None = None  # where a GPU was assigned and nvidia-smi answers
     startup_s: float = 0.0  # spent before the code ran, starting the backend's environment (a warm worker)
     stop_reason: str | None = None  # the request's ``stop_when`` stopped the command, and why
+    access: dict | None = None  # what the audit hook saw the code attempt (``access.py``); None: not audited
 
     @classmethod
     def not_started(cls, backend: str, isolated: bool, error: str, duration_s: float = 0.0) -> ExecutionResult:
