@@ -134,10 +134,28 @@ class MissingModuleError(ImportError):
     """Competition code imports a module that is not installed; the message names it and the install."""
 
 
+_supplied: dict[str, str] = {}  # library package name -> the library folder dojoflow put on sys.path for it
+
+
 def _use_library(library_path: Path | None) -> None:
-    """Put ``library_path`` at the end of ``sys.path`` (an installed copy of the same library wins)."""
-    if library_path is not None and Path(library_path).is_dir() and str(library_path) not in sys.path:
-        sys.path.append(str(library_path))
+    """Make the packages in ``library_path`` importable, at the end of ``sys.path`` (an installed copy of the
+    same library wins). A package loaded earlier from another task's library folder (which may be gone: an
+    import's staging folder is renamed) is forgotten and found again in this one."""
+    if library_path is None or not Path(library_path).is_dir():
+        return
+    folder = str(Path(library_path).resolve())
+    for package in (p.name for p in Path(folder).iterdir() if (p / "__init__.py").is_file()):
+        previous = _supplied.get(package)
+        if previous == folder:
+            continue
+        if previous is not None or package not in sys.modules:
+            for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
+                del sys.modules[key]
+            if previous in sys.path:
+                sys.path.remove(previous)
+            _supplied[package] = folder
+    if folder in _supplied.values() and folder not in sys.path:
+        sys.path.append(folder)
 
 
 def load_package_module(folder: Path, module: str, library_path: Path | None = None,

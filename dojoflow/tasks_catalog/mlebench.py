@@ -350,7 +350,8 @@ def infer_columns(sample, answers) -> tuple[str, list[str]]:
     columns = [str(c) for c in sample.columns]
     if not columns:
         raise BenchmarkImportError("the sample submission has no columns")
-    answer_columns = set(map(str, answers.columns)) if isinstance(answers, pd.DataFrame) else set()
+    answers = pd.DataFrame(answers) if isinstance(answers, list) else answers
+    answer_columns = set(map(str, answers.columns))
 
     def identifies(column: str) -> bool:
         values = sample[column]
