@@ -175,8 +175,7 @@ def test_baseline_episode_on_every_layout(tmp_path, monkeypatch, cid):
     assert summary.failed == {}
     result = drive_episode(EpisodeConfig(task_id=cid, max_steps=3, track=False, agent_options={"models": 1}),
                            settings=get_settings())
-    first = result.trajectory[0]["observation"]
-    assert "Data structure" in first
+    assert "## Data structure" in result.initial_observation
     if cid == "privsample":  # no public sample submission: the episode ends cleanly without a valid one
         assert not result.valid
     else:

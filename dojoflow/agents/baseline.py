@@ -209,7 +209,8 @@ class BaselineAgent:
                 self.higher_is_better = bool(data["higher_is_better"])
             else:
                 return self._note(Action("request_info"), "asking for the task's schema")
-        if self.info.get("layout") == "files":  # no train/test tables: the sample with the training prior
+        modelled = set(self.info["target_columns"]) <= set(self.info["columns"])
+        if self.info.get("layout") == "files" or not modelled:  # the sample, with the training prior
             if self.next_model == 0 and self.info.get("sample_submission_file"):
                 self.next_model = self.models
                 return self._note(Action("execute_code", code=prior_script(self.info)),

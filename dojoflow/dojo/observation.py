@@ -80,8 +80,12 @@ def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
              "train columns: " + ", ".join(f"{c} ({t})" for c, t in columns.items())]
     if missing:
         lines.append("missing values in train: " + ", ".join(f"{c}: {n}" for c, n in missing.items()))
+    prediction = spec.metric.prediction
+    if spec.grader is not None:  # the competition's own grader says nothing of it: the training target does
+        prediction = _guessed_prediction(train, sample, list(spec.submission.target_columns))
     return {
         **_common(spec),
+        "prediction": prediction,
         "layout": "tables",
         "columns": columns,
         "train_rows": len(train),
@@ -90,6 +94,20 @@ def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
         "sample_submission": sample.to_csv(index=False),
         "sample_submission_file": "sample_submission.csv",
     }
+
+
+def _guessed_prediction(train, sample, targets: list[str]) -> str:
+    """``value``, ``probability`` or ``label`` for a task whose metric is its own grader's: a numeric target
+    with many values is a value; a two-valued one whose sample holds fractions a probability; else a label."""
+    target = targets[0]
+    if target not in train.columns:
+        return "label"
+    column = train[target].dropna()
+    if column.dtype.kind in "if" and column.nunique() > 20:
+        return "value"
+    if column.nunique() <= 2 and target in sample.columns and sample[target].dtype.kind == "f":
+        return "probability"
+    return "label"
 
 
 def _common(spec: TaskSpec) -> dict[str, Any]:
