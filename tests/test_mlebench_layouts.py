@@ -180,3 +180,34 @@ def test_baseline_episode_on_every_layout(tmp_path, monkeypatch, cid):
         assert not result.valid
     else:
         assert result.valid, (result.errors, [s["observation"][-600:] for s in result.trajectory])
+
+
+def test_mlebench_grading_report_from_results(tmp_path, monkeypatch):
+    from dojoflow.reporting.mlebench_report import TOTALS, write_grading_report
+
+    monkeypatch.setenv("DOJOFLOW_HOME", str(tmp_path / "home"))
+    competitions = write_checkout(tmp_path / "mle-bench", ("tables",))
+    assert import_competitions_summary(competitions).exit_code == 0  # no raw data: registered, unverified
+    frame = pd.DataFrame([
+        {"task": "tables", "valid": True, "score": 2.5, "score_all_rows": 1.2, "medal": "bronze",
+         "above_median": True, "higher_is_better": False, "status": "completed", "finished_at": "2026-01-01T00:00:00",
+         "submission_path": "/x/submission.csv"},
+        {"task": "tables", "valid": False, "score": None, "score_all_rows": float("nan"), "medal": None,
+         "above_median": False, "higher_is_better": False, "status": "completed", "finished_at": "", "episode_id": "e2"},
+        {"task": "not-registered", "valid": True, "score": 0.7, "score_all_rows": float("nan"), "medal": "silver",
+         "above_median": True, "higher_is_better": True, "status": "completed", "finished_at": ""},
+    ])
+    path = write_grading_report(frame, tmp_path / "reports")
+    assert path.name.endswith("_grading_report.json")
+    report = json.loads(path.read_text())
+    assert set(TOTALS) | {"competition_reports"} == set(report)
+    assert report["total_runs"] == 3 and report["total_valid_submissions"] == 2
+    first = report["competition_reports"][0]
+    assert set(first) == {"competition_id", "score", "gold_threshold", "silver_threshold", "bronze_threshold",
+                          "median_threshold", "any_medal", "gold_medal", "silver_medal", "bronze_medal",
+                          "above_median", "submission_exists", "valid_submission", "is_lower_better", "created_at",
+                          "submission_path"}
+    assert first["score"] == 1.2 and first["gold_medal"] and first["is_lower_better"]  # placed on all rows
+    assert first["gold_threshold"] == 2.0
+    assert report["competition_reports"][2]["silver_medal"]  # not registered: the recorded medal
+    assert report["total_gold_medals"] == 1 and report["total_medals"] == 2

@@ -76,6 +76,9 @@ class EpisodeResult:
     feedback_protocol: str = "public-test"  # what the agent learned during the episode (dojo/feedback.py)
     leaderboard_comparable: bool = False  # no test-derived signal: comparable with MLE-bench's board
     provenance: dict[str, Any] = field(default_factory=dict)  # how the result was obtained (provenance.py)
+    grading_mode: str = ""  # how the final grade judged (tasks_catalog.grading.GRADING_MODES)
+    score_all_rows: float | None = None  # the final submission on every answer row (MLE-bench's own number)
+    submission_path: str = ""  # the file that received the final grade
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -111,6 +114,9 @@ class EpisodeResult:
             "feedback_protocol": self.feedback_protocol, "leaderboard_comparable": self.leaderboard_comparable,
             "provenance": json.dumps(self.provenance, sort_keys=True, default=str),
             "provenance_key": provenance_key(self.provenance) if self.provenance else "",
+            "grading_mode": self.grading_mode,
+            "score_all_rows": float("nan") if self.score_all_rows is None else self.score_all_rows,
+            "submission_path": self.submission_path,
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -169,6 +175,8 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
               sweep_id: str | None = None, episode_key: str | None = None,
               agent_options: dict[str, Any] | None = None) -> EpisodeResult:
     """The result of ``env``'s episode (which must have its final grade; see ``MLEEnvironment.grade_final``)."""
+    from dojoflow.tasks_catalog.grading import grading_mode
+
     outcome = env.outcome
     if outcome is None:
         raise ValueError("the episode has no final grade yet")
@@ -191,5 +199,7 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         end_reason=end_reason(env), sandbox_startup_s=_startup_s(env, integrity or {}), sweep_id=sweep_id,
         episode_key=episode_key, feedback_protocol=env.feedback.name,
         leaderboard_comparable=env.feedback.leaderboard_comparable,
-        provenance=episode_provenance(env, agent_options),
+        provenance=episode_provenance(env, agent_options), grading_mode=grade.grading_mode if outcome.step is not None
+        else grading_mode(env.spec),
+        score_all_rows=grade.score_all_rows, submission_path=str(env.chosen_submission or ""),
         initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])
