@@ -193,7 +193,8 @@ def test_mlebench_grading_report_from_results(tmp_path, monkeypatch):
          "above_median": True, "higher_is_better": False, "status": "completed", "finished_at": "2026-01-01T00:00:00",
          "submission_path": "/x/submission.csv"},
         {"task": "tables", "valid": False, "score": None, "score_all_rows": float("nan"), "medal": None,
-         "above_median": False, "higher_is_better": False, "status": "completed", "finished_at": "", "episode_id": "e2"},
+         "above_median": False, "higher_is_better": False, "status": "completed", "finished_at": "",
+         "episode_id": "e2"},
         {"task": "not-registered", "valid": True, "score": 0.7, "score_all_rows": float("nan"), "medal": "silver",
          "above_median": True, "higher_is_better": True, "status": "completed", "finished_at": ""},
     ])
