@@ -71,6 +71,7 @@ def test_overrides_survive_reimport_and_failures_are_one_line(tmp_path, monkeypa
     assert again.failed["broken"].startswith("SyntaxError")  # the grader loads at import
     assert "py7zr_not_installed_here" in again.failed["needs-module"]
     assert "pip install 'dojoflow[mlebench]'" in again.failed["needs-module"]
+    assert str(needs / "grade.py") in again.failed["needs-module"]  # the checkout's file, not a staging copy
     assert all("\n" not in reason for reason in again.failed.values())
     spec = get_task("insults")
     assert spec.submission.target_columns == ("Insult",) and spec.submission.id_column == "Comment"

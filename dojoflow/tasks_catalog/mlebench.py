@@ -63,6 +63,7 @@ from dojoflow.atomic import atomic_directory
 from dojoflow.errors import BenchmarkImportError
 from dojoflow.tasks_catalog.importing import (
     ImportSummary,
+    MissingModuleError,
     load_package_function,
     run_each,
 )
@@ -86,6 +87,7 @@ LIBRARY_MODULES = ("__init__.py", "grade_helpers.py", "utils.py", "metrics.py", 
                    "competitions/utils.py")
 # What MLE-bench's graders and preparers import beyond dojoflow's own dependencies (the `mlebench` extra).
 INSTALL = "pip install 'dojoflow[mlebench]'"
+EXTRA_MODULES = {"py7zr", "tqdm", "Levenshtein"}  # what the `mlebench` extra installs
 PIP_NAMES = {"PIL": "pillow", "Levenshtein": "levenshtein", "sklearn": "scikit-learn", "yaml": "pyyaml",
              "bson": "pymongo", "cv2": "opencv-python-headless", "skimage": "scikit-image"}
 
@@ -209,7 +211,8 @@ def _find_leaderboard(folder: Path, competition_id: str, leaderboards_dir: Path 
         if path.is_file() and not path.read_text(errors="replace")[:100].startswith("version https://git-lfs"):
             return path
     raise BenchmarkImportError(f"no leaderboard for '{competition_id}': looked at "
-                              f"{', '.join(map(str, candidates))} (a Git LFS pointer does not count)")
+                              f"{', '.join(map(str, candidates))} (a Git LFS pointer does not count: run "
+                              "`git lfs pull` in the checkout, or pass --leaderboards DIR with <id>.csv files)")
 
 
 def find_raw_dir(competition_id: str, raw_dir: Path | str | None = None) -> Path:
@@ -261,7 +264,9 @@ def install_hint(module: str) -> str:
         return (f"{INSTALL} and install MLE-bench's code without its heavy dependencies (pip install --no-deps "
                 "git+https://github.com/openai/mle-bench), or import from a checkout of it (its mlebench library "
                 "is then copied beside the task)")
-    return f"{INSTALL} (or pip install {PIP_NAMES.get(module, module)})"
+    if module in EXTRA_MODULES:
+        return f"{INSTALL} (or pip install {PIP_NAMES.get(module, module)})"
+    return f"pip install {PIP_NAMES.get(module, module)} (this competition's own need, beyond {INSTALL})"
 
 
 def _load_function(path: Path, function: str, label: str) -> Callable:
@@ -434,7 +439,11 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
         (staging / "prepare.py").write_text(WRAPPER)
         grade_file = f"{COMPETITION_DIR}/{grade_path.name}"
         # the grader loads now: a broken grade.py (or a module it needs and nobody installed) fails the import
-        _load_function(staging / grade_file, grade_function, "grade")
+        try:
+            _load_function(staging / grade_file, grade_function, "grade")
+        except MissingModuleError as exc:
+            raise BenchmarkImportError(str(exc).replace(str((staging / COMPETITION_DIR).resolve()), str(folder))) \
+                from None
         answers_rel, sample_rel = dataset_path(config, "answers"), dataset_path(config, "sample_submission")
 
         columns, note = None, ""
