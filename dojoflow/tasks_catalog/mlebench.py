@@ -539,7 +539,9 @@ def _competition_folders(competitions_dir: Path, ids: list[str] | None) -> tuple
 def _detail(task: ImportedTask) -> str:
     spec = yaml.safe_load((task.folder / "task.yaml").read_text())
     sub = spec["submission"]
-    columns = f"id {sub['id_column']}, targets {', '.join(map(str, sub['target_columns']))}"
+    targets = [str(t) for t in sub["target_columns"]]
+    shown = ", ".join(targets[:5]) + (f" (+{len(targets) - 5} more)" if len(targets) > 5 else "")
+    columns = f"id {sub['id_column']}, targets {shown}"
     if not task.columns_verified:
         return f"columns unverified (no raw data: import again once it is in place); {columns}"
     return columns
