@@ -213,3 +213,20 @@ def test_mlebench_grading_report_from_results(tmp_path, monkeypatch):
     assert first["gold_threshold"] == 2.0
     assert report["competition_reports"][2]["silver_medal"]  # not registered: the recorded medal
     assert report["total_gold_medals"] == 1 and report["total_medals"] == 2
+
+
+def test_cli_grade_names_the_mode_and_the_grader(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dojoflow.cli import app
+
+    summary, _ = _import(tmp_path, monkeypatch, ("tables",))
+    spec, prepared = _prepared("tables", tmp_path)
+    pd.read_csv(prepared.answers).assign(note="x").to_csv(tmp_path / "extra.csv", index=False)
+    result = CliRunner().invoke(app, ["grade", str(tmp_path / "extra.csv"), "--task", "tables"])
+    assert result.exit_code == 0, result.output
+    assert "grading mode: mlebench" in result.output and "unexpected extra columns: note" in result.output
+    assert "external" not in result.output and "the competition's own grader" in result.output
+    strict = CliRunner().invoke(app, ["grade", str(tmp_path / "extra.csv"), "--task", "tables", "--mode",
+                                      "mlebench-strict", "--json"])
+    assert strict.exit_code == 1 and json.loads(strict.output)["grading_mode"] == "mlebench-strict"
