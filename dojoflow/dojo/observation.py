@@ -135,7 +135,8 @@ def _describe_files(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
     if name and (prepared.public / name).is_file():
         sample = pd.read_csv(prepared.public / name, nrows=5).to_csv(index=False)
     return {**_common(spec), "layout": "files", "columns": {}, "train_rows": None, "test_rows": None,
-            "data_structure": describe_folder(prepared.public), "sample_submission": sample,
+            "data_structure": describe_folder(prepared.public),
+            "sample_submission": sample or "(none among the public files)",
             "sample_submission_file": name if sample else ""}
 
 
