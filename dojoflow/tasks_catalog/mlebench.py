@@ -277,7 +277,7 @@ def _load_function(path: Path, function: str, label: str) -> Callable:
     if path.parent.name == COMPETITION_DIR:
         try:
             return load_package_function(path.parent, path.stem, function, library, install_hint)
-        except AttributeError as exc:
+        except (AttributeError, MissingModuleError) as exc:  # a clear one-line error, not a traceback
             raise BenchmarkImportError(str(exc)) from None
     name = f"dojoflow_mlebench_{label}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     try:
@@ -441,7 +441,7 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
         # the grader loads now: a broken grade.py (or a module it needs and nobody installed) fails the import
         try:
             _load_function(staging / grade_file, grade_function, "grade")
-        except MissingModuleError as exc:
+        except BenchmarkImportError as exc:  # named by the checkout's file, not the staging copy's
             raise BenchmarkImportError(str(exc).replace(str((staging / COMPETITION_DIR).resolve()), str(folder))) \
                 from None
         answers_rel, sample_rel = dataset_path(config, "answers"), dataset_path(config, "sample_submission")
