@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 LIBRARIES = ("prefect", "mlflow", "scikit-learn", "numpy", "pandas", "pyarrow", "scipy", "torch", "lightgbm",
              "xgboost")
-GRADING_MODE = "private-split"  # the final grade scores the private part of the hidden test rows
 GIT_TIMEOUT_S = 5.0
 
 
@@ -103,6 +102,7 @@ def hardware() -> dict[str, Any]:
 def episode_provenance(env: MLEEnvironment, agent_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The provenance block of one episode (see the module docstring)."""
     from dojoflow.llm.client import BASE_URL_ENV, DEFAULT_BASE_URL
+    from dojoflow.tasks_catalog.grading import grading_mode
 
     options = dict(agent_options or {})
     model = str(options.get("model") or "")
@@ -116,16 +116,9 @@ def episode_provenance(env: MLEEnvironment, agent_options: dict[str, Any] | None
         "model": model,
         "endpoint": endpoint,
         "feedback_protocol": env.feedback.name,
-        "grading_mode": grading_mode(env.spec),
+        "grading_mode": grading_mode(env.spec),  # how the final grade judges (see grading.GRADING_MODES)
         "leaderboard_provenance": env.spec.leaderboard.provenance,
     }
-
-
-def grading_mode(spec: Any) -> str:
-    """How the final grade was computed: ``mledojo`` (the competition's own CompetitionMetrics class) or
-    ``private-split`` (dojoflow's metric or the task's grader on the private part)."""
-    grader = getattr(spec, "grader", None)
-    return "mledojo" if grader is not None and grader.kind == "mledojo" else GRADING_MODE
 
 
 def provenance_key(provenance: dict[str, Any]) -> str:

@@ -118,7 +118,7 @@ def test_import_registers_a_task_in_dojoflow_home(imported):
     assert "tiny-titanic" in task_folders()  # the registry searches $DOJOFLOW_HOME/imported
     spec = get_task("tiny-titanic")
     assert spec.task_type == "mlebench-import" and spec.metric_name == "external"
-    assert spec.grader.file == "mlebench_grade.py" and spec.grader.function == "grade"
+    assert spec.grader.file == "competition/grade.py" and spec.grader.function == "grade"
     assert (spec.submission.id_column, spec.submission.target_columns) == ("PassengerId", ("Transported",))
     assert spec.leaderboard.provenance == "human" and spec.higher_is_better
     assert spec.tags["direction_source"].startswith("inferred")
@@ -157,11 +157,14 @@ def test_prepare_and_grade_an_imported_competition(imported):
 
     perfect.iloc[:-3].to_csv(tmp_path / "short.csv", index=False)
     short = grade_submission(spec, prepared, tmp_path / "short.csv", "private")
-    assert not short.valid and any("missing" in e for e in short.errors)
+    assert not short.valid and "different lengths" in short.errors[0]  # the competition's grader decides
+    assert any("missing" in w for w in short.warnings) and short.grading_mode == "mlebench"
+    strict = grade_submission(spec, prepared, tmp_path / "short.csv", "private", mode="mlebench-strict")
+    assert not strict.valid and any("missing" in e for e in strict.errors)
 
     perfect.rename(columns={"Transported": "y"}).to_csv(tmp_path / "cols.csv", index=False)
     cols = grade_submission(spec, prepared, tmp_path / "cols.csv", "public")
-    assert not cols.valid and any("missing columns: Transported" in e for e in cols.errors)
+    assert not cols.valid and "missing column Transported" in cols.errors[0]
 
 
 def test_missing_raw_data_gives_a_clear_error(tmp_path, monkeypatch):

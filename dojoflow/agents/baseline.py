@@ -146,6 +146,40 @@ print(f"wrote submission.csv with {{len(submission)}} rows")
 '''
 
 
+PRIOR_SCRIPT = '''"""Baseline step for {task_id}: its data layout is not one table the baseline models, so
+the submission is the sample submission with each target column set to the training prior (the mean or the
+most frequent value of that column in a public table that has it), or left as the sample has it."""
+from pathlib import Path
+
+import pandas as pd
+
+TARGETS = {targets!r}
+sample = pd.read_csv("data/{sample}")
+for table in sorted(Path("data").rglob("*.csv")):
+    if table.name == "{sample}":
+        continue
+    try:
+        header = pd.read_csv(table, nrows=0).columns
+    except Exception:
+        continue
+    for target in [t for t in TARGETS if t in header and t in sample.columns]:
+        values = pd.read_csv(table, usecols=[target])[target].dropna()
+        if len(values) and values.dtype.kind in "ifb" and sample[target].dtype.kind in "if":
+            sample[target] = float(values.mean())
+        elif len(values) and sample[target].dtype.kind not in "if":
+            sample[target] = values.mode().iloc[0]
+        print(f"{{target}}: the prior from {{table}}")
+sample.to_csv("submission.csv", index=False)
+print(f"wrote submission.csv with {{len(sample)}} rows")
+'''
+
+
+def prior_script(info: dict[str, Any]) -> str:
+    """A script that submits the sample submission with the training prior (layouts the ladder cannot model)."""
+    return PRIOR_SCRIPT.format(task_id=info["task_id"], targets=list(info["target_columns"]),
+                               sample=info["sample_submission_file"])
+
+
 class BaselineAgent:
     """info -> linear -> random forest -> gradient boosting (as the budget allows) -> submit the best."""
 
@@ -175,6 +209,14 @@ class BaselineAgent:
                 self.higher_is_better = bool(data["higher_is_better"])
             else:
                 return self._note(Action("request_info"), "asking for the task's schema")
+        modelled = set(self.info["target_columns"]) <= set(self.info["columns"])
+        if self.info.get("layout") == "files" or not modelled:  # the sample, with the training prior
+            if self.next_model == 0 and self.info.get("sample_submission_file"):
+                self.next_model = self.models
+                return self._note(Action("execute_code", code=prior_script(self.info)),
+                                  "submitting the sample submission with the training prior")
+            step = self.best[0] if self.best else None
+            return self._note(Action("submit", step=step), f"submitting step {step}")
         if self.next_model < self.models and (steps_left > 1 or self.best is None):
             index = self.next_model
             self.next_model += 1

@@ -17,6 +17,9 @@ def grade(submission: Path = typer.Argument(..., help="Submission CSV file."),
           part: str = typer.Option("private", "--part", "--split",
                                    help="Which hidden test rows to score: public, private or all (--split is the "
                                         "old spelling)."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="Grading mode: mlebench (MLE-bench's own rules, "
+                                             "the default of imported MLE-bench tasks), mlebench-strict "
+                                             "(dojoflow's validation first) or dojoflow (built-in tasks)."),
           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Validate and score a submission file against a task's hidden answers."""
     from dojoflow.tasks_catalog.grading import grade_submission
@@ -24,7 +27,8 @@ def grade(submission: Path = typer.Argument(..., help="Submission CSV file."),
     from dojoflow.tasks_catalog.registry import get_task
 
     spec = get_task(task_id)
-    result = grade_submission(spec, prepare_task(spec, get_settings().data_dir), submission, part=part)
+    result = grade_submission(spec, prepare_task(spec, get_settings().data_dir), submission, part=part,
+                              mode=mode)
     if as_json:
         print(json.dumps(result.to_dict(), indent=1))
     elif not result.valid:
@@ -34,9 +38,17 @@ def grade(submission: Path = typer.Argument(..., help="Submission CSV file."),
     else:
         p = result.placement
         assert p is not None and result.score is not None  # a valid grade is always placed
-        console.print(f"{spec.metric_name} on the {part} part = [bold]{result.score:.6g}[/bold] ({spec.direction}); "
+        grader_name = spec.tags.get("mlebench_grader") or "score"
+        metric = spec.metric_name if spec.grader is None else f"{grader_name} (the competition's own grader)"
+        console.print(f"{metric} on the {part} part = [bold]{result.score:.6g}[/bold] ({spec.direction}); "
                       f"medal: {p.medal or 'none'}, above median: {fmt(p.above_median)}, HumanRank "
                       f"{p.human_rank:.3f}, position {p.position}/{p.num_teams} on the {p.provenance} leaderboard")
+        if result.score_all_rows is not None:
+            console.print(f"on all answer rows (as MLE-bench grades): {result.score_all_rows:.6g}")
+    if not as_json:
+        console.print(f"grading mode: {result.grading_mode}")
+        for warning in result.warnings:
+            console.print(f"  [yellow]warning:[/yellow] {warning}")
     raise typer.Exit(0 if result.valid else 1)
 
 

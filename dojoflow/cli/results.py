@@ -38,12 +38,20 @@ def report(results: Optional[Path] = typer.Option(None, help="Results folder or 
            pool: bool = typer.Option(False, "--pool", help="Pool an agent's results obtained in different ways "
                                      "(versions, hardware, budgets, ...); the report says what it pooled. Feedback "
                                      "protocols are never pooled."),
-           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+           mlebench_json: Optional[Path] = typer.Option(None, "--mlebench-json", help="Also write the results as "
+                                                        "MLE-bench's grading-report JSON here (a file, or a folder "
+                                                        "for <timestamp>_grading_report.json).")) -> None:
     """Aggregate the results table: rates (mean ± SEM across seeds) per agent and task split, AUP and Elo, one
     section per feedback protocol, with the conditions the results were obtained under."""
-    from dojoflow.storage.results import load_results
+    from dojoflow.storage.results import completed, load_results
 
-    show_report(load_results(results or get_settings().results_dir), markdown, plot_path, pool, as_json)
+    frame = load_results(results or get_settings().results_dir)
+    show_report(frame, markdown, plot_path, pool, as_json)
+    if mlebench_json is not None:
+        from dojoflow.reporting.mlebench_report import write_grading_report
+
+        err_console.print(f"wrote {write_grading_report(completed(frame), mlebench_json)}")
 
 
 def show_report(frame: Any, markdown: Optional[Path], plot_path: Optional[Path], pool: bool, as_json: bool) -> None:

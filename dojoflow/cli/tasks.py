@@ -158,32 +158,29 @@ def import_mlebench(
                                         "$DOJOFLOW_HOME/imported, searched automatically)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
 ) -> None:
-    """Register MLE-bench competitions as dojoflow tasks (their prepare, grader and real leaderboard)."""
-    from dojoflow.tasks_catalog.mlebench import competition_ids, import_competitions
+    """Register MLE-bench competitions as dojoflow tasks (their prepare, grader and real leaderboard).
+
+    Each competition imports or fails on its own; a summary table ends the output and the exit status is 1
+    when any failed. What MLE-bench's graders need: pip install 'dojoflow[mlebench]'."""
+    from dojoflow.tasks_catalog.mlebench import competition_ids, import_competitions_summary
 
     wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     if split:
         in_split = competition_ids(split)
         wanted = [i for i in (wanted or in_split) if i in in_split]
-    done, failed = import_competitions(path, dest, wanted, raw_dir, leaderboards)
+    summary = import_competitions_summary(path, dest, wanted, raw_dir, leaderboards)
+    done = [o.result for o in summary.imported]
     if as_json:
         typer.echo(json.dumps({"imported": [{"id": t.id, "folder": str(t.folder), "higher_is_better":
                                              t.higher_is_better, "leaderboard_rows": t.leaderboard_rows,
                                              "columns_verified": t.columns_verified} for t in done],
-                               "failed": failed}, indent=1))
+                               "failed": summary.failed, "exit_code": summary.exit_code}, indent=1))
     else:
-        table = Table(title=f"imported {len(done)} MLE-bench competitions")
-        for column in ("id", "direction (inferred)", "teams", "columns", "folder"):
-            table.add_column(column)
-        for t in done:
-            table.add_row(t.id, "higher" if t.higher_is_better else "lower", str(t.leaderboard_rows),
-                          "from sample submission" if t.columns_verified else "unverified (no raw data yet)",
-                          str(t.folder))
-        console.print(table)
-        for cid, reason in failed.items():
-            console.print(f"[yellow]skipped {cid}:[/yellow] {reason}")
-    if failed and not done:
-        raise typer.Exit(1)
+        if summary.failed and any("leaderboard" in r and "LFS" in r for r in summary.failed.values()):
+            console.print("[yellow]Leaderboards stored as Git LFS pointers: run `git lfs pull` in the checkout or "
+                          "pass --leaderboards DIR (a folder of <id>.csv).[/yellow]")
+        console.print(summary.table(f"MLE-bench import: {len(done)} imported, {len(summary.failed)} failed"))
+    raise typer.Exit(summary.exit_code)
 
 
 @app.command("import-mledojo")

@@ -48,10 +48,27 @@ def head_tail(text: str, limit: int = OBSERVATION_OUTPUT_CHARS) -> str:
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters omitted] ...\n{text[-half:]}"
 
 
+def sample_submission_name(spec: TaskSpec) -> str:
+    """The sample submission's file name in the public folder (an imported task's config may name another;
+    empty when the task's sample is not public)."""
+    rel = str(spec.tags.get("mlebench_sample_submission") or "public/sample_submission.csv")
+    if "/" not in rel:
+        return rel
+    part, _, name = rel.partition("/")
+    return name if part == "public" else ""
+
+
 def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
-    """Columns, dtypes and shapes of the public files, and the first rows of the sample submission."""
+    """Columns, dtypes and shapes of the public files, and the first rows of the sample submission.
+
+    A public folder without ``train.csv``/``test.csv``/``sample_submission.csv`` (an imported competition's
+    own layout) is described as it is (:func:`~dojoflow.dojo.layout.describe_folder`), with
+    ``layout: "files"`` and no columns."""
     import pandas as pd
 
+    public = prepared.public
+    if not all((public / n).is_file() for n in ("train.csv", "test.csv", "sample_submission.csv")):
+        return _describe_files(spec, prepared)
     train = pd.read_csv(prepared.public / "train.csv")
     test = pd.read_csv(prepared.public / "test.csv", nrows=5)
     sample = pd.read_csv(prepared.public / "sample_submission.csv", nrows=5)
@@ -63,6 +80,37 @@ def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
              "train columns: " + ", ".join(f"{c} ({t})" for c, t in columns.items())]
     if missing:
         lines.append("missing values in train: " + ", ".join(f"{c}: {n}" for c, n in missing.items()))
+    prediction = spec.metric.prediction
+    if spec.grader is not None:  # the competition's own grader says nothing of it: the training target does
+        prediction = _guessed_prediction(train, sample, list(spec.submission.target_columns))
+    return {
+        **_common(spec),
+        "prediction": prediction,
+        "layout": "tables",
+        "columns": columns,
+        "train_rows": len(train),
+        "test_rows": n_test,
+        "data_structure": "\n".join(lines),
+        "sample_submission": sample.to_csv(index=False),
+        "sample_submission_file": "sample_submission.csv",
+    }
+
+
+def _guessed_prediction(train, sample, targets: list[str]) -> str:
+    """``value``, ``probability`` or ``label`` for a task whose metric is its own grader's: a numeric target
+    with many values is a value; a two-valued one whose sample holds fractions a probability; else a label."""
+    target = targets[0]
+    if target not in train.columns:
+        return "label"
+    column = train[target].dropna()
+    if column.dtype.kind in "if" and column.nunique() > 20:
+        return "value"
+    if column.nunique() <= 2 and target in sample.columns and sample[target].dtype.kind == "f":
+        return "probability"
+    return "label"
+
+
+def _common(spec: TaskSpec) -> dict[str, Any]:
     return {
         "task_id": spec.id,
         "task_type": spec.task_type,
@@ -74,12 +122,22 @@ def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
         "classes": list(spec.submission.classes) if spec.submission.classes else None,
         "inputs": {"kind": spec.inputs.kind, "column": spec.inputs.column, "dir": spec.inputs.dir},
         "time_column": spec.split.time_column,
-        "columns": columns,
-        "train_rows": len(train),
-        "test_rows": n_test,
-        "data_structure": "\n".join(lines),
-        "sample_submission": sample.to_csv(index=False),
     }
+
+
+def _describe_files(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
+    import pandas as pd
+
+    from dojoflow.dojo.layout import describe_folder
+
+    name = sample_submission_name(spec)
+    sample = ""
+    if name and (prepared.public / name).is_file():
+        sample = pd.read_csv(prepared.public / name, nrows=5).to_csv(index=False)
+    return {**_common(spec), "layout": "files", "columns": {}, "train_rows": None, "test_rows": None,
+            "data_structure": describe_folder(prepared.public),
+            "sample_submission": sample or "(none among the public files)",
+            "sample_submission_file": name if sample else ""}
 
 
 def render_execution(spec: TaskSpec, action: Action, execution: ExecutionResult, failure: str | None,

@@ -80,6 +80,9 @@ class EpisodeResult:
     best_feedback_human_rank: float | None = None  # the best feedback HumanRank on that board
     best_feedback_medal: str | None = None  # the best medal band feedback reached on that board
     description_variant: str = "original"  # the contamination probe's variant (dojo/obfuscation.py)
+    grading_mode: str = ""  # how the final grade judged (tasks_catalog.grading.GRADING_MODES)
+    score_all_rows: float | None = None  # the final submission on every answer row (MLE-bench's own number)
+    submission_path: str = ""  # the file that received the final grade
     initial_observation: str = field(default="", repr=False)
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -130,6 +133,9 @@ class EpisodeResult:
             "best_feedback_medal": self.best_feedback_medal,
             "integrity_flags": ",".join(self.integrity_flags), "description_variant": self.description_variant,
             "plagiarism_score": self.plagiarism_score,
+            "grading_mode": self.grading_mode,
+            "score_all_rows": float("nan") if self.score_all_rows is None else self.score_all_rows,
+            "submission_path": self.submission_path,
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -197,6 +203,8 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
               sweep_id: str | None = None, episode_key: str | None = None,
               agent_options: dict[str, Any] | None = None) -> EpisodeResult:
     """The result of ``env``'s episode (which must have its final grade; see ``MLEEnvironment.grade_final``)."""
+    from dojoflow.tasks_catalog.grading import grading_mode
+
     outcome = env.outcome
     if outcome is None:
         raise ValueError("the episode has no final grade yet")
@@ -226,4 +234,6 @@ def summarize(env: MLEEnvironment, agent: str, wall_time_s: float, integrity: di
         feedback_board=feedback_board(env.spec) if env.feedback.scored else "",
         best_feedback_human_rank=best_rank, best_feedback_medal=best_medal,
         description_variant=env.description,
+        grading_mode=grade.grading_mode if outcome.step is not None else grading_mode(env.spec),
+        score_all_rows=grade.score_all_rows, submission_path=str(env.chosen_submission or ""),
         initial_observation=env.initial_observation, trajectory=[asdict(s) for s in env.history])

@@ -25,14 +25,19 @@ COLUMNS = ("sweep_id", "episode_key", "episode_id", "agent", "task", "task_split
            "integrity_passed", "leaderboard_provenance", "model", "status", "end_reason", "error_class",
            "finished_at", "feedback_protocol", "leaderboard_comparable", "provenance", "provenance_key",
            "feedback_board", "best_feedback_human_rank", "best_feedback_medal",
-           "integrity_flags", "description_variant", "plagiarism_score")
+           "integrity_flags", "description_variant", "plagiarism_score",
+           "grading_mode", "score_all_rows", "submission_path")
 # The value of each later column in rows written before it existed (every such episode ran under public-test
 # feedback, with no recorded provenance).
 ADDED_COLUMNS = {"model": "", "status": "completed", "end_reason": "", "error_class": "",
                  "feedback_protocol": "public-test", "leaderboard_comparable": False, "provenance": "{}",
                  "provenance_key": "", "feedback_board": "", "best_feedback_human_rank": None,
                  "best_feedback_medal": None, "integrity_flags": "", "description_variant": "original",
-                 "plagiarism_score": float("nan")}
+                 "plagiarism_score": float("nan"), "grading_mode": "", "score_all_rows": float("nan"),
+                 "submission_path": ""}
+# grading_mode: how the final grade judged (tasks_catalog.grading.GRADING_MODES; "" before it was recorded);
+# score_all_rows: the final submission's score on every answer row, as MLE-bench grades (tasks with their own
+# grader); submission_path: the file that was graded.
 
 
 def write_result(results_dir: Path, row: dict[str, Any]) -> Path:

@@ -30,6 +30,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTS = ("public", "private", "all")
+# How a submission is judged, recorded with every grade: ``mlebench`` (imported MLE-bench tasks' default):
+# MLE-bench's own rules (the competition's grader decides validity, scores rounded to 5 decimals, NaN valid
+# without a medal; dojoflow's checks as warnings); ``mlebench-strict``: the competition's grader after
+# dojoflow's validation, unrounded; ``dojoflow``: dojoflow's validation and metrics (built-in tasks).
+GRADING_MODES = ("mlebench", "mlebench-strict", "mledojo", "dojoflow")
+
+
+def grading_mode(spec: TaskSpec, mode: str | None = None) -> str:
+    """The grading mode of ``spec`` (``mode`` when given, else the task's ``tags.grading_mode``, else
+    ``mlebench`` for an MLE-bench grader and ``dojoflow`` for all others)."""
+    if mode is not None and mode not in GRADING_MODES:
+        raise UsageError(f"unknown grading mode '{mode}'; choose one of {', '.join(GRADING_MODES)}")
+    if spec.grader is None:
+        if mode not in (None, "dojoflow"):
+            raise UsageError(f"task '{spec.id}' has no grader of its own: only the 'dojoflow' grading mode applies")
+        return "dojoflow"
+    if spec.grader.kind == "mledojo":  # the competition's CompetitionMetrics class: its own rules only
+        if mode not in (None, "mledojo"):
+            raise UsageError(f"task '{spec.id}' is graded by MLE-Dojo's metric class: only the 'mledojo' mode applies")
+        return "mledojo"
+    default = "mlebench" if spec.grader.kind == "mlebench" else "mlebench-strict"
+    return mode or str(spec.tags.get("grading_mode") or default)
 
 
 @dataclass
@@ -43,6 +65,9 @@ class GradeResult:
     score: float | None = None
     placement: Placement | None = None
     format_ok: bool = False  # parsed with the expected columns (even if invalid otherwise)
+    grading_mode: str = "dojoflow"  # see GRADING_MODES
+    warnings: list[str] = field(default_factory=list)  # dojoflow's findings that did not decide validity
+    score_all_rows: float | None = None  # on every answer row, as MLE-bench grades (tasks with their own grader)
 
     @property
     def medal(self) -> str | None:
@@ -148,23 +173,39 @@ def score_predictions(spec: TaskSpec, answers: pa.Table, predictions: pa.Table,
     return spec.metric(y_true, y_pred)
 
 
+def _grade_with_task_grader(spec: TaskSpec, prepared: PreparedData, submission: Path, part: str, mode: str):
+    """The task's own grader on ``part`` (an MLE-bench competition's grade.py, or MLE-Dojo's metric class),
+    with the score on every answer row as well when grading the private part (MLE-bench's own number)."""
+    from dojoflow.tasks_catalog.mlebench import ExternalGrade, grade_with_grader
+
+    if spec.grader is not None and spec.grader.kind == "mledojo":
+        from dojoflow.tasks_catalog.mledojo import grade_mledojo
+
+        errors, score, format_ok = grade_mledojo(spec, prepared, submission, part)
+        all_rows = grade_mledojo(spec, prepared, submission, "all")[1] if part == "private" and not errors else None
+        return ExternalGrade(errors, score, format_ok, score_all_rows=all_rows)
+    return grade_with_grader(spec, prepared, submission, part, strict=mode != "mlebench", all_rows=part == "private")
+
+
 def grade_submission(spec: TaskSpec, prepared: PreparedData, submission: Path, part: str = "private",
-                     leaderboard: Leaderboard | None = None) -> GradeResult:
-    """Validate ``submission`` against all test ids, then score it on ``part`` and place it."""
+                     leaderboard: Leaderboard | None = None, mode: str | None = None) -> GradeResult:
+    """Validate ``submission`` against all test ids, then score it on ``part`` and place it, under the
+    grading ``mode`` (:func:`grading_mode`; recorded in the result). The final (private) grade of a task
+    with its own grader also scores every answer row (``score_all_rows``), the number MLE-bench reports."""
     import pyarrow.compute as pc
 
     if part not in PARTS:
         raise UsageError(f"unknown part '{part}'; choose one of {', '.join(PARTS)}")
+    chosen = grading_mode(spec, mode)
     if spec.grader is not None:  # the task's own grader (an imported MLE-bench competition)
-        from dojoflow.tasks_catalog.mlebench import grade_external
-        from dojoflow.tasks_catalog.mledojo import grade_mledojo
-
-        grade = grade_mledojo if spec.grader.kind == "mledojo" else grade_external
-        errors, score, format_ok = grade(spec, prepared, Path(submission), part)
-        if errors:
-            return GradeResult(spec.id, part, valid=False, errors=errors, format_ok=format_ok)
+        graded = _grade_with_task_grader(spec, prepared, Path(submission), part, chosen)
+        if graded.errors:
+            return GradeResult(spec.id, part, valid=False, errors=graded.errors, format_ok=graded.format_ok,
+                               grading_mode=chosen, warnings=graded.warnings)
         board = leaderboard or task_leaderboard(spec, "public" if part == "public" else "private")
-        return GradeResult(spec.id, part, valid=True, score=score, placement=board.place(score), format_ok=True)
+        return GradeResult(spec.id, part, valid=True, score=graded.score, placement=board.place(graded.score),
+                           format_ok=graded.format_ok, grading_mode=chosen, warnings=graded.warnings,
+                           score_all_rows=graded.score_all_rows)
     answers = answer_table(spec, prepared, "all")
     validation = validate_submission(Path(submission), spec, answers.column(spec.submission.id_column))
     if not validation.valid:

@@ -9,12 +9,17 @@ with ``grade_fn: "module:function"``, preparer), ``description.md``, ``prepare.p
 :func:`import_competitions` turns each into a dojoflow task folder under ``$DOJOFLOW_HOME/imported/<id>/``
 (picked up by the registry automatically):
 
-- ``task.yaml``: ``task_type: mlebench-import``, ``metric: external`` with a ``grader`` section naming the
-  copied ``mlebench_grade.py``; the direction is **inferred** from the leaderboard as MLE-bench does (the
+- ``competition/``: a copy of the competition folder, loaded as a package (see
+  :func:`~dojoflow.tasks_catalog.importing.load_package_module`) so that ``from .classes import X`` and
+  sibling modules work in its ``prepare.py`` and ``grade.py``; ``mlebench_lib/mlebench/``: a copy of the
+  checkout's own ``mlebench`` library modules (``grade_helpers``, ``utils``, ``metrics``,
+  ``competitions/utils``) that competition code imports, used when MLE-bench is not installed;
+- ``task.yaml``: ``task_type: mlebench-import``, ``metric: external`` with a ``grader`` section naming
+  ``competition/grade.py``; the direction is **inferred** from the leaderboard as MLE-bench does (the
   first row's score better than the last row's) and the spec says so (tag ``direction_source``);
 - ``prepare.py``: a wrapper that finds the user's raw Kaggle download and runs the competition's own
-  ``prepare`` (copied as ``mlebench_prepare.py``), then writes dojoflow's ``private/answers.csv`` and
-  ``private/leaderboard_split.csv``;
+  ``prepare``, then writes dojoflow's ``private/answers.csv`` and ``private/leaderboard_split.csv`` (the
+  answers file under MLE-bench's own name stays too: the grader reads it as MLE-bench does);
 - ``leaderboard.csv``: the competition's real leaderboard (``provenance: human``).
 
 Raw data: ``$DOJOFLOW_MLEBENCH_RAW/<id>/`` (or ``.../<id>/raw/``, MLE-bench's own layout), or the
@@ -26,27 +31,42 @@ Public/private split: MLE-bench has none (it grades on all answers). dojoflow sp
 deterministically by a hash of their id: a row is *public* when ``sha256(id as text)``, read as a fraction
 of 2**256, is below ``split.public_fraction`` (default 0.5). The same ids always land in the same part.
 
-Submission columns (id column and targets, shown to agents) come from the competition's sample submission,
-read by running its preparation once at import time when the raw data is available; without raw data the
-task is still registered, with ``tags.submission_columns: unverified`` - import again once the data is there.
+Submission columns (id column and targets, shown to agents) come from the competition's sample submission
+(at the path its config names, ``public/`` or ``private/``) and its answers together, read by running its
+preparation once at import time when the raw data is available: the id column is the sample column that is
+also in the answers and identifies their rows (unique, the same values), not the first column. Without raw
+data the task is still registered, with ``tags.submission_columns: unverified`` - import again once the data
+is there. ``<import dir>/mlebench_overrides.yaml`` (``<id>: {id_column: ..., target_columns: [...]}``) overrides
+what was inferred, and survives every re-import.
+
+Each competition imports or fails on its own (:func:`import_competitions_summary`); ``grade.py`` is loaded at
+import, so a broken grader (or a missing module, named with its install) fails the import, not a later grade.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dojoflow.atomic import atomic_directory
-from dojoflow.errors import BenchmarkImportError, DojoflowError
+from dojoflow.errors import BenchmarkImportError
+from dojoflow.tasks_catalog.importing import (
+    ImportSummary,
+    MissingModuleError,
+    load_package_function,
+    run_each,
+)
 from dojoflow.tasks_catalog.kinds import PREPARE_RAW_ENV
 from dojoflow.tasks_catalog.leaderboard import LeaderboardError, load_leaderboard
 from dojoflow.tasks_catalog.preparation import load_file_module, run_preparation_child
@@ -57,14 +77,24 @@ SPLIT_FILES = {"lite": "low.txt", "low": "low.txt", "medium": "medium.txt", "hig
 DIFFICULTY = {"low.txt": "easy", "medium.txt": "medium", "high.txt": "hard"}
 RAW_ENV = "DOJOFLOW_MLEBENCH_RAW"
 IMPORT_PREPARE_TIMEOUT_S = 1800.0  # the competition's preparation at import (learning its submission columns)
-GRADE_FILE = "mlebench_grade.py"
+GRADE_FILE = "mlebench_grade.py"  # the layout of imports before competition/ (still graded)
 PREPARE_FILE = "mlebench_prepare.py"
 CONFIG_FILE = "mlebench_config.yaml"
+COMPETITION_DIR = "competition"
+LIBRARY_DIR = "mlebench_lib"
+OVERRIDES_FILE = "mlebench_overrides.yaml"
+LIBRARY_MODULES = ("__init__.py", "grade_helpers.py", "utils.py", "metrics.py", "competitions/__init__.py",
+                   "competitions/utils.py")
+# What MLE-bench's graders and preparers import beyond dojoflow's own dependencies (the `mlebench` extra).
+INSTALL = "pip install 'dojoflow[mlebench]'"
+EXTRA_MODULES = {"py7zr", "tqdm", "Levenshtein"}  # what the `mlebench` extra installs
+PIP_NAMES = {"PIL": "pillow", "Levenshtein": "levenshtein", "sklearn": "scikit-learn", "yaml": "pyyaml",
+             "bson": "pymongo", "cv2": "opencv-python-headless", "skimage": "scikit-image"}
 
 WRAPPER = '''"""dojoflow preparation of an imported MLE-bench competition
 (generated by `dojoflow tasks import-mlebench`).
 
-Runs the competition's own prepare(raw, public, private) from mlebench_prepare.py on the raw Kaggle data
+Runs the competition's own prepare(raw, public, private) (competition/, loaded as a package) on the raw Kaggle data
 (found in $DOJOFLOW_MLEBENCH_RAW/<id>/), then writes private/answers.csv and private/leaderboard_split.csv.
 """
 
@@ -181,7 +211,8 @@ def _find_leaderboard(folder: Path, competition_id: str, leaderboards_dir: Path 
         if path.is_file() and not path.read_text(errors="replace")[:100].startswith("version https://git-lfs"):
             return path
     raise BenchmarkImportError(f"no leaderboard for '{competition_id}': looked at "
-                              f"{', '.join(map(str, candidates))} (a Git LFS pointer does not count)")
+                              f"{', '.join(map(str, candidates))} (a Git LFS pointer does not count: run "
+                              "`git lfs pull` in the checkout, or pass --leaderboards DIR with <id>.csv files)")
 
 
 def find_raw_dir(competition_id: str, raw_dir: Path | str | None = None) -> Path:
@@ -227,34 +258,153 @@ def raw_dir_of(spec) -> Path:
     return find_raw_dir(spec.id, spec.tags.get("raw_dir"))
 
 
+def install_hint(module: str) -> str:
+    """How to install a module MLE-bench's code imports (named in the error when it is missing)."""
+    if module == "mlebench":
+        return (f"{INSTALL} and install MLE-bench's code without its heavy dependencies (pip install --no-deps "
+                "git+https://github.com/openai/mle-bench), or import from a checkout of it (its mlebench library "
+                "is then copied beside the task)")
+    if module in EXTRA_MODULES:
+        return f"{INSTALL} (or pip install {PIP_NAMES.get(module, module)})"
+    return f"pip install {PIP_NAMES.get(module, module)} (this competition's own need, beyond {INSTALL})"
+
+
 def _load_function(path: Path, function: str, label: str) -> Callable:
+    """``function`` of a competition's module: ``path`` inside an import's ``competition/`` folder is loaded
+    as a module of that package (relative imports work); a loose file (an import of an earlier layout) as
+    a file."""
+    library = path.parent.parent / LIBRARY_DIR
+    if path.parent.name == COMPETITION_DIR:
+        try:
+            return load_package_function(path.parent, path.stem, function, library, install_hint)
+        except (AttributeError, MissingModuleError) as exc:  # a clear one-line error, not a traceback
+            raise BenchmarkImportError(str(exc)) from None
     name = f"dojoflow_mlebench_{label}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     try:
         module = load_file_module(path, name)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] == "mlebench":
-            raise BenchmarkImportError(f"{path} imports '{exc.name}': install MLE-bench (pip install "
-                                       "git+https://github.com/openai/mle-bench) to use this competition") from None
-        raise
+        top = (exc.name or "").split(".")[0]
+        raise BenchmarkImportError(f"{path} imports '{exc.name}', which is not installed: {install_hint(top)}") \
+            from None
     if not hasattr(module, function):
         raise BenchmarkImportError(f"{path}: defines no function '{function}'")
     return getattr(module, function)
 
 
+def _entry_module(config: dict, key: str, default: str) -> tuple[str, str]:
+    """(module file stem, function) of ``config[key]`` ("mlebench.competitions.<id>.prepare:prepare")."""
+    value = config.get(key) if key != "grader" else (config.get("grader") or {}).get("grade_fn")
+    if not isinstance(value, str) or ":" not in value:
+        return default, default
+    module, function = value.split(":", 1)
+    return module.rsplit(".", 1)[-1], function
+
+
 def _run_prepare(task_folder: Path, raw: Path, public: Path, private: Path) -> None:
-    prepare = _load_function(task_folder / PREPARE_FILE, "prepare", "prepare")
+    if (task_folder / COMPETITION_DIR).is_dir():
+        config = yaml.safe_load((task_folder / CONFIG_FILE).read_text()) or {}
+        module, function = _entry_module(config, "preparer", "prepare")
+        prepare = _load_function(task_folder / COMPETITION_DIR / f"{module}.py", function, "prepare")
+    else:
+        prepare = _load_function(task_folder / PREPARE_FILE, "prepare", "prepare")
     public.mkdir(parents=True, exist_ok=True)
     private.mkdir(parents=True, exist_ok=True)
     prepare(raw, public, private)
 
 
-def _sample_columns(public: Path, sample_name: str) -> list[str]:
+def dataset_path(config: dict, key: str) -> str:
+    """Where ``dataset.<key>`` lies in the prepared folder, as ``public/...`` or ``private/...``.
+
+    MLE-bench's configs write ``<id>/prepared/private/test.csv``; the part after ``prepared/`` is kept (a
+    sample submission may be private, an answers file in a subfolder). A path without ``prepared/`` is
+    taken to be in the usual part (answers private, sample public)."""
+    parts = Path(str(config["dataset"][key])).parts
+    if "prepared" in parts:
+        rest = parts[parts.index("prepared") + 1:]
+        if rest and rest[0] in ("public", "private") and len(rest) > 1:
+            return "/".join(rest)
+    return ("private/" if key == "answers" else "public/") + parts[-1]
+
+
+def read_table(path: Path):
+    """A prepared CSV (or JSON lines) file as MLE-bench's ``load_answers`` reads it (``float_precision=
+    "round_trip"``; JSON lines as a list of dicts, as its graders get them)."""
+    import json
+
     import pandas as pd
 
-    path = public / sample_name
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        with warnings.catch_warnings():  # pandas 3+ reads round-trip by default and deprecates the argument
+            warnings.filterwarnings("ignore", message=".*float_precision")
+            return pd.read_csv(path, float_precision="round_trip")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def infer_columns(sample, answers) -> tuple[str, list[str]]:
+    """(id column, target columns) of a competition from its sample submission and its answers.
+
+    The id column identifies the rows: a sample column that is also an answers column, unique in the sample,
+    with values the answers have too; among several, one named like an id, else the first such. The targets are
+    the other sample columns. Without any such column the first sample column is the id (a layout dojoflow
+    cannot check by id; overrides say otherwise)."""
+    import pandas as pd
+
+    columns = [str(c) for c in sample.columns]
+    if not columns:
+        raise BenchmarkImportError("the sample submission has no columns")
+    answers = pd.DataFrame(answers) if isinstance(answers, list) else answers
+    answer_columns = set(map(str, answers.columns))
+
+    def identifies(column: str) -> bool:
+        values = sample[column]
+        if column not in answer_columns or values.isna().any() or values.duplicated().any():
+            return False
+        return set(values.astype(str)) <= set(answers[column].astype(str))
+
+    candidates = [c for c in columns if identifies(c)]
+    named = [c for c in candidates if c.lower() in ("id", "ids") or c.lower().endswith(("id", "_id", "ids"))]
+    id_column = (named or candidates or columns)[0]
+    targets = [c for c in columns if c != id_column] or [id_column]
+    return id_column, targets
+
+
+def read_overrides(dest: Path, competition_id: str) -> dict[str, Any]:
+    """The user's overrides of one competition (``<dest>/mlebench_overrides.yaml``), which every re-import
+    applies again: ``id_column``, ``target_columns``, ``direction``."""
+    path = Path(dest) / OVERRIDES_FILE
     if not path.is_file():
-        raise BenchmarkImportError(f"the competition's prepare() wrote no public/{sample_name}")
-    return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BenchmarkImportError(f"{path}: not valid YAML: {exc}") from None
+    entry = data.get(competition_id) if isinstance(data, dict) else None
+    if entry is None:
+        return {}
+    known = {"id_column", "target_columns", "direction"}
+    if not isinstance(entry, dict) or set(entry) - known:
+        raise BenchmarkImportError(f"{path}: field '{competition_id}' must be a mapping with only "
+                                   f"{', '.join(sorted(known))}")
+    if "target_columns" in entry and isinstance(entry["target_columns"], str):
+        entry["target_columns"] = [entry["target_columns"]]
+    return entry
+
+
+def _copy_library(folder: Path, staging: Path) -> bool:
+    """Copy the checkout's ``mlebench`` library modules (a competition folder at
+    ``<checkout>/mlebench/competitions/<id>``) beside the task; False when ``folder`` is not in a checkout."""
+    library = folder.resolve().parent.parent
+    if folder.resolve().parent.name != "competitions" or not (library / "grade_helpers.py").is_file():
+        return False
+    for name in LIBRARY_MODULES:
+        if (library / name).is_file():
+            target = staging / LIBRARY_DIR / "mlebench" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(library / name, target)
+    return True
 
 
 def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | str | None = None,
@@ -265,25 +415,36 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
     cid = config["id"]
     dest = Path(dest or default_import_dir())
     grade_path, grade_function = _grade_source(folder, config)
-    if not (folder / "prepare.py").is_file():
-        raise BenchmarkImportError(f"{folder}: prepare.py is required but missing")
+    prepare_module, _ = _entry_module(config, "preparer", "prepare")
+    if not (folder / f"{prepare_module}.py").is_file():
+        raise BenchmarkImportError(f"{folder}: {prepare_module}.py is required but missing")
     leaderboard = _find_leaderboard(folder, cid, leaderboards_dir)
     higher = infer_direction(leaderboard)
     description = folder / "description.md"
     if not description.is_file():
         raise BenchmarkImportError(f"{folder}: description.md is required but missing")
+    overrides = read_overrides(dest, cid)
+    if "direction" in overrides:
+        higher = overrides["direction"] == "higher-is-better"
 
     task = dest / cid
     with atomic_directory(task, prefix=f".tmp-import-{cid}-") as staging:
-        shutil.copyfile(folder / "prepare.py", staging / PREPARE_FILE)
-        shutil.copyfile(grade_path, staging / GRADE_FILE)
+        shutil.copytree(folder, staging / COMPETITION_DIR, ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pyc", "leaderboard.csv"))
+        has_library = _copy_library(folder, staging)
         shutil.copyfile(folder / "config.yaml", staging / CONFIG_FILE)
         shutil.copyfile(leaderboard, staging / "leaderboard.csv")
         if (folder / "checksums.yaml").is_file():
             shutil.copyfile(folder / "checksums.yaml", staging / "checksums.yaml")
         (staging / "prepare.py").write_text(WRAPPER)
-        answers_name = Path(config["dataset"]["answers"]).name
-        sample_name = Path(config["dataset"]["sample_submission"]).name
+        grade_file = f"{COMPETITION_DIR}/{grade_path.name}"
+        # the grader loads now: a broken grade.py (or a module it needs and nobody installed) fails the import
+        try:
+            _load_function(staging / grade_file, grade_function, "grade")
+        except BenchmarkImportError as exc:  # named by the checkout's file, not the staging copy's
+            raise BenchmarkImportError(str(exc).replace(str((staging / COMPETITION_DIR).resolve()), str(folder))) \
+                from None
+        answers_rel, sample_rel = dataset_path(config, "answers"), dataset_path(config, "sample_submission")
 
         columns, note = None, ""
         try:
@@ -297,20 +458,29 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
                 private.mkdir()
                 run_preparation_child(staging, public, private, Path(scratch) / "prepare.log", IMPORT_PREPARE_TIMEOUT_S,
                                       raw, entry=f"{__name__}:prepare_competition_folder",
-                                      label=f"{folder / 'prepare.py'}")
-                columns = _sample_columns(public, sample_name)
-        id_column, targets = (columns[0], columns[1:] or [columns[0]]) if columns else ("id", ["target"])
+                                      label=f"{folder / (prepare_module + '.py')}")
+                sample_path, answers_path = Path(scratch) / sample_rel, Path(scratch) / answers_rel
+                if not sample_path.is_file():
+                    raise BenchmarkImportError(f"{folder / (prepare_module + '.py')}: prepare() wrote no {sample_rel} "
+                                               f"(config.yaml's dataset.sample_submission)")
+                if not answers_path.is_file():
+                    raise BenchmarkImportError(f"{folder / (prepare_module + '.py')}: prepare() wrote no {answers_rel} "
+                                               f"(config.yaml's dataset.answers)")
+                columns = infer_columns(read_table(sample_path), read_table(answers_path))
+        id_column, targets = columns if columns else ("id", ["target"])
+        id_column = overrides.get("id_column", id_column)
+        targets = list(overrides.get("target_columns", targets))
 
         splits, difficulty = _membership(cid)
-        source_hash = hashlib.sha256(b"".join((folder / n).read_bytes() for n in ("prepare.py", "config.yaml"))
-                                     + grade_path.read_bytes()).hexdigest()[:16]
+        source_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((staging / COMPETITION_DIR).rglob("*"))
+                                              if p.is_file())).hexdigest()[:16]
         spec = {
             "id": cid,
             "title": str(config["name"]),
             "task_type": "mlebench-import",
             "metric": "external",
             "direction": "higher-is-better" if higher else "lower-is-better",
-            "grader": {"kind": "mlebench", "file": GRADE_FILE, "function": grade_function},
+            "grader": {"kind": "mlebench", "file": grade_file, "function": grade_function},
             "submission": {"id_column": id_column, "target_columns": targets},
             "split": {"public_fraction": public_fraction, "seed": 0},
             "resources": {"gpu": False, "step_timeout_s": 600, "memory_mb": 16384},
@@ -322,12 +492,16 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
                            "MLE-bench code MIT",
                 "competition_type": str(config.get("competition_type", "")),
                 "awards_medals": str(config.get("awards_medals", "")),
-                "direction_source": "inferred from the leaderboard order (first row vs last row), as MLE-bench does",
-                "mlebench_answers": answers_name,
-                "mlebench_sample_submission": sample_name,
+                "direction_source": ("set in " + OVERRIDES_FILE if "direction" in overrides else
+                                     "inferred from the leaderboard order (first row vs last row), as MLE-bench does"),
+                "grading_mode": "mlebench",
+                "mlebench_answers": answers_rel,
+                "mlebench_sample_submission": sample_rel,
                 "mlebench_grader": str(config["grader"].get("name", "")),
+                "mlebench_library": "copied from the checkout" if has_library else "installed",
                 "mlebench_source_sha256": source_hash,
-                "submission_columns": "from sample submission" if columns else "unverified",
+                "submission_columns": ("from " + OVERRIDES_FILE if {"id_column", "target_columns"} & set(overrides)
+                                       else "from sample submission and answers" if columns else "unverified"),
                 **({"raw_dir": str(Path(raw_dir).expanduser().resolve())} if raw_dir else {}),
             },
             "leaderboard": {"file": "leaderboard.csv", "provenance": "human"},
@@ -349,13 +523,7 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
     return ImportedTask(cid, task, higher, rows, columns is not None, note)
 
 
-def import_competitions(competitions_dir: Path, dest: Path | None = None, ids: list[str] | None = None,
-                        raw_dir: Path | str | None = None, leaderboards_dir: Path | None = None,
-                        ) -> tuple[list[ImportedTask], dict[str, str]]:
-    """Import every competition folder (with a config.yaml) under ``competitions_dir`` (or only ``ids``).
-
-    Returns the imported tasks and, per competition that failed, the reason.
-    """
+def _competition_folders(competitions_dir: Path, ids: list[str] | None) -> tuple[list[Path], list[str]]:
     root = Path(competitions_dir)
     if not root.is_dir():
         raise BenchmarkImportError(f"not a directory: {root}")
@@ -363,19 +531,44 @@ def import_competitions(competitions_dir: Path, dest: Path | None = None, ids: l
         folders = [root]
     else:
         folders = sorted(p for p in root.iterdir() if (p / "config.yaml").is_file())
-    if ids is not None:
-        wanted = set(ids)
-        folders = [f for f in folders if f.name in wanted]
-        missing = wanted - {f.name for f in folders}
-    else:
-        missing = set()
-    done, failed = [], {cid: "no competition folder with a config.yaml" for cid in sorted(missing)}
-    for folder in folders:
-        try:
-            done.append(import_competition(folder, dest, raw_dir, leaderboards_dir))
-        except (BenchmarkImportError, DojoflowError, OSError, ValueError) as exc:
-            failed[folder.name] = str(exc)
-    return done, failed
+    if ids is None:
+        return folders, []
+    wanted = set(ids)
+    folders = [f for f in folders if f.name in wanted]
+    return folders, sorted(wanted - {f.name for f in folders})
+
+
+def _detail(task: ImportedTask) -> str:
+    spec = yaml.safe_load((task.folder / "task.yaml").read_text())
+    sub = spec["submission"]
+    targets = [str(t) for t in sub["target_columns"]]
+    shown = ", ".join(targets[:5]) + (f" (+{len(targets) - 5} more)" if len(targets) > 5 else "")
+    columns = f"id {sub['id_column']}, targets {shown}"
+    if not task.columns_verified:
+        return f"columns unverified (no raw data: import again once it is in place); {columns}"
+    return columns
+
+
+def import_competitions_summary(competitions_dir: Path, dest: Path | None = None, ids: list[str] | None = None,
+                                raw_dir: Path | str | None = None, leaderboards_dir: Path | None = None,
+                                ) -> ImportSummary:
+    """Import every competition folder (with a config.yaml) under ``competitions_dir`` (or only ``ids``), each
+    on its own: one that fails (whatever its code raises) gets a one-line reason and the rest go on."""
+    from dojoflow.tasks_catalog.importing import ImportOutcome
+
+    folders, missing = _competition_folders(competitions_dir, ids)
+    summary = run_each(folders, lambda f: import_competition(f, dest, raw_dir, leaderboards_dir),
+                       lambda f: f.name, _detail)
+    summary.outcomes += [ImportOutcome(cid, False, "no competition folder with a config.yaml") for cid in missing]
+    return summary
+
+
+def import_competitions(competitions_dir: Path, dest: Path | None = None, ids: list[str] | None = None,
+                        raw_dir: Path | str | None = None, leaderboards_dir: Path | None = None,
+                        ) -> tuple[list[ImportedTask], dict[str, str]]:
+    """:func:`import_competitions_summary` as (imported tasks, per failed competition its reason)."""
+    summary = import_competitions_summary(competitions_dir, dest, ids, raw_dir, leaderboards_dir)
+    return [o.result for o in summary.imported], summary.failed
 
 
 # -- preparation (called by the generated prepare.py) ------------------------------------------------------
@@ -390,13 +583,17 @@ def prepare_imported(spec, public_dir: Path, private_dir: Path) -> None:
 
     raw = find_raw_dir(spec.id, spec.tags.get("raw_dir"))
     _run_prepare(spec.folder, raw, Path(public_dir), Path(private_dir))
-    answers_name = spec.tags.get("mlebench_answers", "answers.csv")
-    answers_path = Path(private_dir) / answers_name
+    answers_rel = spec.tags.get("mlebench_answers", "answers.csv")
+    if "/" not in answers_rel:  # an import of an earlier layout: the answers' file name only
+        answers_rel = f"private/{answers_rel}"
+    answers_path = Path(private_dir).parent / answers_rel
     if not answers_path.is_file():
-        raise BenchmarkImportError(f"{spec.folder / PREPARE_FILE}: prepare() wrote no private/{answers_name}")
+        raise BenchmarkImportError(f"{spec.folder}: the competition's prepare() wrote no {answers_rel}")
     target = Path(private_dir) / "answers.csv"
-    if answers_path != target:
-        os.replace(answers_path, target)
+    if answers_path.suffix == ".jsonl":  # dojoflow's split and checks read a table; the grader gets the JSON
+        pd.DataFrame(read_table(answers_path)).to_csv(target, index=False)
+    elif answers_path != target:
+        shutil.copyfile(answers_path, target)
     answers = pd.read_csv(target, dtype=str, keep_default_na=False)
     id_column = spec.submission.id_column
     if id_column not in answers.columns:
@@ -410,74 +607,184 @@ def prepare_imported(spec, public_dir: Path, private_dir: Path) -> None:
 
 
 # -- grading -----------------------------------------------------------------------------------------------
-def grade_external(spec, prepared, submission: Path, part: str = "private"):
-    """Validate a submission against the ids of the answers, then score ``part`` with the competition's grader.
+ROUND_DIGITS = 5  # MLE-bench's Grader.__call__: round(score, 5) before a score is placed
 
-    Returns ``(errors, score, format_ok)``. The grader gets the submission rows and answer rows of the part
-    (pandas frames as read by ``pd.read_csv``); an exception it raises (MLE-bench's ``InvalidSubmissionError``
-    and others) makes the submission invalid with its message.
-    """
+
+@dataclass
+class ExternalGrade:
+    """One grade by the competition's own grader: ``errors`` (empty when valid), the score, whether the file
+    parsed with the expected columns, dojoflow's own findings that did not decide validity (``warnings``),
+    and the score on every answer row (``score_all_rows``, MLE-bench's own number) when asked for."""
+
+    errors: list[str]
+    score: float | None
+    format_ok: bool
+    warnings: list[str] = field(default_factory=list)
+    score_all_rows: float | None = None
+
+
+def id_key(value: Any) -> str:
+    """An id as text, the same however pandas read it: ``10``, ``10.0`` and ``"10"`` are ``"10"``; an
+    empty cell is ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        number = float(value)
+        if math.isnan(number):
+            return ""
+        if number.is_integer():
+            return str(int(number))
+    return str(value)
+
+
+def _answers_file(spec, prepared) -> Path:
+    """The answers as the competition's prepare wrote them (MLE-bench's own file), else dojoflow's copy."""
+    rel = str(spec.tags.get("mlebench_answers", ""))
+    path = prepared.root / rel if "/" in rel else prepared.answers
+    return path if path.is_file() else prepared.answers
+
+
+def _in_part(answers, id_column: str, parts, part: str):
+    """The answer rows of ``part`` (positionally: dojoflow's split lists the answers' rows in order) and the
+    ids of those rows as :func:`id_key`."""
     import numpy as np
     import pandas as pd
 
+    if isinstance(answers, list):
+        frame = pd.DataFrame(answers)
+    else:
+        frame = answers
+    if len(parts) == len(frame):
+        mask = parts["part"].to_numpy() == part
+    else:  # a split written from other rows: match by id
+        wanted = {id_key(v) for v in parts.loc[parts["part"] == part, id_column]}
+        mask = np.array([id_key(v) in wanted for v in frame[id_column]], dtype=bool)
+    keys = {id_key(v) for v in frame.loc[mask, id_column]} if id_column in frame.columns else set()
+    if isinstance(answers, list):
+        return [row for row, keep in zip(answers, mask, strict=True) if keep], keys
+    return answers[mask].reset_index(drop=True), keys
+
+
+def dojoflow_checks(spec, prepared, frame, answers) -> tuple[list[str], bool]:
+    """Dojoflow's own checks of a submission against the answers' ids: the columns of the sample submission,
+    no duplicated, missing or unknown ids. Errors in strict modes, warnings in ``mlebench`` mode. Never
+    raises, whatever the cells hold (empty ids, ``10.0`` for ``10``, mixed types)."""
+    import pandas as pd
+
     id_column = spec.submission.id_column
-    path = Path(submission)
-    if not path.is_file():
-        return [f"submission file not found: {path.name} (write your predictions to {path.name})"], None, False
-    if path.stat().st_size == 0:
-        return [f"submission file {path.name} is empty"], None, False
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        return [f"submission file {path.name} is not a parseable CSV: {str(exc).splitlines()[0]}"], None, False
-    answers = pd.read_csv(prepared.answers)
-    split = pd.read_csv(prepared.leaderboard_split, dtype={id_column: str})
-    sample_name = spec.tags.get("mlebench_sample_submission", "sample_submission.csv")
-    expected = list(pd.read_csv(prepared.public / sample_name, nrows=0).columns) \
-        if (prepared.public / sample_name).is_file() else [id_column, *spec.submission.target_columns]
+    sample_rel = str(spec.tags.get("mlebench_sample_submission", "sample_submission.csv"))
+    sample = prepared.root / sample_rel if "/" in sample_rel else prepared.public / sample_rel
+    expected = [str(c) for c in pd.read_csv(sample, nrows=0).columns] if sample.is_file() \
+        else [id_column, *spec.submission.target_columns]
+    columns = [str(c) for c in frame.columns]
     errors = []
-    missing_cols = [c for c in expected if c not in frame.columns]
-    extra_cols = [c for c in frame.columns if c not in expected]
+    missing_cols = [c for c in expected if c not in columns]
+    extra_cols = [c for c in columns if c not in expected]
     if missing_cols:
-        errors.append(f"missing columns: {', '.join(map(str, missing_cols))} (expected columns: "
-                      f"{', '.join(map(str, expected))})")
+        errors.append(f"missing columns: {', '.join(missing_cols)} (expected columns: {', '.join(expected)})")
     if extra_cols:
-        errors.append(f"unexpected extra columns: {', '.join(map(str, extra_cols))}")
+        errors.append(f"unexpected extra columns: {', '.join(extra_cols)}")
     format_ok = not errors
-    if id_column not in frame.columns:
-        return errors, None, False
-    ids = frame[id_column].astype(str)
-    answer_ids = answers[id_column].astype(str)
-    duplicated = ids[ids.duplicated()].unique()
-    if len(duplicated):
-        errors.append(f"{len(duplicated)} duplicated ids, e.g. {', '.join(map(repr, sorted(duplicated)[:5]))}")
-    missing_ids = sorted(set(answer_ids) - set(ids))
-    extra_ids = sorted(set(ids) - set(answer_ids))
+    answer_frame = pd.DataFrame(answers) if isinstance(answers, list) else answers
+    if id_column not in frame.columns or id_column not in answer_frame.columns:
+        return errors, False
+    ids = [id_key(v) for v in frame[id_column]]
+    answer_ids = {id_key(v) for v in answer_frame[id_column]}
+    empty = sum(1 for v in ids if v == "")
+    if empty:
+        errors.append(f"{empty} rows have an empty id")
+    seen: set[str] = set()
+    duplicated = sorted({v for v in ids if v in seen or seen.add(v)} - {""})  # type: ignore[func-returns-value]
+    if duplicated:
+        errors.append(f"{len(duplicated)} duplicated ids, e.g. {', '.join(map(repr, duplicated[:5]))}")
+    missing_ids = sorted(answer_ids - set(ids))
+    extra_ids = sorted(set(ids) - answer_ids - {""})
     if missing_ids:
         shown = ", ".join(map(repr, missing_ids[:5]))
         errors.append(f"{len(missing_ids)} ids of the test set are missing, e.g. {shown}")
     if extra_ids:
         errors.append(f"{len(extra_ids)} ids are not in the test set, e.g. {', '.join(map(repr, extra_ids[:5]))}")
-    if errors:
-        return errors, None, format_ok
-    if part != "all":
-        keep = set(split.loc[split["part"] == part, id_column])
-        frame = frame[ids.isin(keep).to_numpy()].reset_index(drop=True)
-        answers = answers[answer_ids.isin(keep).to_numpy()].reset_index(drop=True)
+    return errors, format_ok
+
+
+def _call_grader(grade: Callable, submission, answers, rounded: bool) -> tuple[float | None, str]:
+    """(score, "") or (None, why): the grader's exception makes a submission invalid, as in MLE-bench's
+    ``Grader.__call__``; in MLE-bench mode the score is rounded exactly as there (``round(score, 5)`` on the
+    value the grader returned, before any conversion)."""
+    import copy
+
+    try:
+        score = grade(submission.copy() if hasattr(submission, "copy") else copy.deepcopy(submission),
+                      answers.copy() if hasattr(answers, "copy") else copy.deepcopy(answers))
+    except Exception as exc:  # noqa: BLE001 - the competition's grader says why (InvalidSubmissionError, ...)
+        return None, f"the task's grader rejected the submission: {type(exc).__name__}: {exc}"
+    try:
+        return float(round(score, ROUND_DIGITS) if rounded else score), ""
+    except (TypeError, ValueError):
+        return None, f"the task's grader returned {score!r}, not a number"
+
+
+def grade_with_grader(spec, prepared, submission: Path, part: str = "private", strict: bool = False,
+                      all_rows: bool = False) -> ExternalGrade:
+    """Grade ``submission`` with the competition's own grader on ``part`` of the answers.
+
+    ``strict=False`` (``grading_mode: mlebench``) follows MLE-bench's rules: the grader alone decides
+    validity (any exception it raises makes the submission invalid), the score is rounded to 5 decimals, a
+    NaN score is a valid submission that wins nothing; dojoflow's own checks (:func:`dojoflow_checks`) become
+    warnings. ``strict=True`` keeps dojoflow's validation (its checks reject) and the unrounded score, and a
+    non-finite score is invalid. ``all_rows``: also grade on every answer row (``score_all_rows``).
+    """
+    import pandas as pd
+
+    id_column = spec.submission.id_column
+    path = Path(submission)
+    if not path.is_file():
+        return ExternalGrade([f"submission file not found: {path.name} (write your predictions to {path.name})"],
+                             None, False)
+    try:
+        frame = read_table(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        return ExternalGrade([f"submission file {path.name} is not a parseable CSV: {str(exc).splitlines()[0]}"],
+                             None, False)
+    if strict and not len(frame.columns):
+        return ExternalGrade([f"submission file {path.name} is empty"], None, False)
+    answers = read_table(_answers_file(spec, prepared))
+    checks, format_ok = dojoflow_checks(spec, prepared, frame, answers)
+    if strict and checks:
+        return ExternalGrade(checks, None, format_ok)
+    warnings = [f"dojoflow's stricter checks (not deciding validity under MLE-bench's rules): {c}" for c in checks]
     if spec.grader.kind == "sandmle":  # a SandMLE evaluator.py script (see evaluator_script.py)
         from dojoflow.tasks_catalog.evaluator_script import script_grader
 
         grade = script_grader(spec.folder / spec.grader.file)
     else:
         grade = _load_function(spec.folder / spec.grader.file, spec.grader.function, "grade")
-    try:
-        score = float(grade(frame, answers))
-    except Exception as exc:  # the competition's grader says why (InvalidSubmissionError, KeyError, ...)
-        return [f"the task's grader rejected the submission: {type(exc).__name__}: {exc}"], None, format_ok
-    if not np.isfinite(score):
-        return [f"the competition's grader returned a non-finite score ({score})"], None, True
-    return [], score, True
+    part_frame, part_answers = frame, answers
+    if part != "all":
+        parts = pd.read_csv(prepared.leaderboard_split, dtype=str, keep_default_na=False)
+        part_answers, keys = _in_part(answers, id_column, parts, part)
+        if id_column in frame.columns:
+            part_frame = frame[[id_key(v) in keys for v in frame[id_column]]].reset_index(drop=True)
+    score, why = _call_grader(grade, part_frame, part_answers, rounded=not strict)
+    if score is None:
+        return ExternalGrade([why], None, format_ok, warnings)
+    if strict and not math.isfinite(score):
+        return ExternalGrade([f"the competition's grader returned a non-finite score ({score})"], None, True)
+    if not math.isfinite(score):
+        warnings.append(f"the competition's grader returned {score}: valid under MLE-bench's rules, no medal")
+    everything = None
+    if all_rows:
+        everything = score if part == "all" else _call_grader(grade, frame, answers, rounded=not strict)[0]
+    return ExternalGrade([], score, True, warnings, everything)
 
 
-__all__ = ["ImportedTask", "BenchmarkImportError", "competition_ids", "find_raw_dir", "grade_external",
-           "import_competition", "import_competitions", "infer_direction", "prepare_imported", "split_names"]
+def grade_external(spec, prepared, submission: Path, part: str = "private", strict: bool = True):
+    """``(errors, score, format_ok)`` of :func:`grade_with_grader` (dojoflow's strict rules unless told)."""
+    result = grade_with_grader(spec, prepared, submission, part, strict)
+    return result.errors, result.score, result.format_ok
+
+
+__all__ = ["BenchmarkImportError", "ExternalGrade", "ImportedTask", "competition_ids", "dataset_path",
+           "find_raw_dir", "grade_external", "grade_with_grader", "id_key", "import_competition",
+           "import_competitions", "import_competitions_summary", "infer_columns", "infer_direction",
+           "prepare_imported", "read_overrides", "read_table", "split_names"]

@@ -19,7 +19,7 @@ split:                                   # how prepare.py splits rows (seeded, d
   public_fraction: 0.5                   # share of test rows scored during the episode
   seed: 0
 inputs: {kind: tabular}                  # tabular | images (column: image, dir: images) | text (column: text)
-# grader: {kind: mlebench, file: mlebench_grade.py, function: grade}   # external grader (imported tasks)
+# grader: {kind: mlebench, file: competition/grade.py, function: grade}   # external grader (imported tasks)
 resources: {gpu: false, step_timeout_s: 120, memory_mb: 4096}
 tags: {size: small, difficulty: easy, source: palmerpenguins, license: CC0-1.0}
 leaderboard: {file: leaderboard.csv, provenance: reference}   # public_file: Kaggle's public board, if any
