@@ -158,3 +158,14 @@ def test_the_run_command_takes_the_options(settings):
     assert result["integrity"]["integrity_checks"] == ["plagiarism", "leakage"]
     bad = CliRunner().invoke(app, ["run", "--task", "iris-species", "--integrity", "nope", "--no-prefect"])
     assert bad.exit_code != 0 and "unknown integrity checks: nope" in bad.output
+
+
+def test_the_gym_environment_takes_the_variant(settings):
+    from dojoflow.dojo.gym_env import DojoflowEnv
+
+    env = DojoflowEnv("iris-species", settings=settings, description=OBFUSCATED, max_steps=2)
+    obs, _ = env.reset(seed=0)
+    assert "# Task" in obs["text"] and "Fisher" not in obs["text"]
+    env.close()
+    with pytest.raises(UsageError, match="unknown description variant"):
+        DojoflowEnv("iris-species", description="scrambled")

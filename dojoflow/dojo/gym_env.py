@@ -35,6 +35,7 @@ from dojoflow.config import Settings
 from dojoflow.dojo.actions import ACTION_TYPES
 from dojoflow.dojo.env import MLEEnvironment
 from dojoflow.dojo.feedback import DEFAULT_FEEDBACK, feedback_protocol
+from dojoflow.dojo.obfuscation import ORIGINAL, description_variant
 from dojoflow.dojo.observation import Observation
 from dojoflow.errors import EpisodeStateError
 
@@ -62,8 +63,9 @@ class DojoflowEnv(gym.Env):
     def __init__(self, task: str = "breast-cancer", *, max_steps: int = 10, reward_mode: str = "human_rank",
                  sandbox: str | None = None, settings: Settings | None = None, wall_time_s: float | None = None,
                  cost_budget_usd: float | None = None, render_mode: str | None = None,
-                 agent_name: str = "gym", feedback: str = DEFAULT_FEEDBACK) -> None:
+                 agent_name: str = "gym", feedback: str = DEFAULT_FEEDBACK, description: str = ORIGINAL) -> None:
         self.task, self.max_steps, self.reward_mode = task, max_steps, reward_mode
+        self.description = description_variant(description)  # the contamination probe's variant (dojo/obfuscation.py)
         self.feedback = feedback_protocol(feedback).name  # checked now: a bad name fails at construction
         self.agent_name = agent_name  # recorded in the trajectory, for export filters
         self.sandbox, self.settings = sandbox, settings
@@ -94,7 +96,7 @@ class DojoflowEnv(gym.Env):
         self.inner = MLEEnvironment(self.task, seed=agent_seed, max_steps=self.max_steps,
                                     reward_mode=self.reward_mode, sandbox=self.sandbox, settings=self.settings,
                                     wall_time_s=self.wall_time_s, cost_budget_usd=self.cost_budget_usd,
-                                    feedback=self.feedback)
+                                    feedback=self.feedback, description=self.description)
         observation, info = self._episode().reset()
         return self._observe(observation), {**info, "observation": dict(observation.data), "task": self.task}
 

@@ -32,6 +32,7 @@ import yaml
 
 from dojoflow.errors import DojoflowError, SynthesisError
 from dojoflow.tasks_catalog.evaluator_script import EvaluatorRejected, run_evaluator
+from dojoflow.tasks_catalog.importing import is_public_id
 from dojoflow.tasks_catalog.spec import SPEC_FILE
 
 REQUIRED = ("description.md", "sample_submission.csv", "answer.csv", "evaluator.py")
@@ -161,7 +162,7 @@ def prepare_sandmle(spec, public_dir: Path, private_dir: Path) -> None:
     answers.to_csv(Path(private_dir) / "answers.csv", index=False)
     id_column = spec.submission.id_column
     parts = pd.DataFrame({id_column: answers[id_column],
-                          "part": ["public" if _is_public(v, spec.split.public_fraction) else "private"
+                          "part": ["public" if is_public_id(v, spec.split.public_fraction) else "private"
                                    for v in answers[id_column]]})
     parts.to_csv(Path(private_dir) / "leaderboard_split.csv", index=False)
 
@@ -184,11 +185,6 @@ def thresholds_monotonic(values: list[float], higher_is_better: bool) -> bool:
     """Gold, silver, bronze, median ordered in the direction, gold strictly better than the median."""
     ordered = all((a >= b) if higher_is_better else (a <= b) for a, b in zip(values, values[1:], strict=False))
     return ordered and ((values[0] > values[-1]) if higher_is_better else (values[0] < values[-1]))
-
-
-def _is_public(value: Any, fraction: float) -> bool:
-    digest = hashlib.sha256(str(value).encode()).digest()
-    return int.from_bytes(digest, "big") / 2 ** 256 < fraction
 
 
 def _digest_tree(folder: Path) -> str:

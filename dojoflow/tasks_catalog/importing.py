@@ -122,6 +122,14 @@ def run_each(items: Iterable[T], work: Callable[[T], R], id_of: Callable[[T], st
     return summary
 
 
+def is_public_id(value: Any, fraction: float) -> bool:
+    """Whether a test row is in the public part of an imported competition's answers: ``sha256(id as text)``
+    as a fraction of 2**256 below ``fraction``. Every importer splits this way, so a competition imported
+    from two benchmarks splits its rows the same way, and a re-import gives the same split."""
+    digest = hashlib.sha256(str(value).encode()).digest()
+    return int.from_bytes(digest, "big") / float(1 << 256) < fraction
+
+
 # -- competition code as a package -------------------------------------------------------------------------
 def package_name(folder: Path) -> str:
     """The unique package name a competition folder is loaded under (its name plus a hash of its path)."""
@@ -211,5 +219,5 @@ def load_package_function(folder: Path, module: str, function: str, library_path
     return fn
 
 
-__all__ = ["ImportOutcome", "ImportSummary", "MissingModuleError", "load_package_function", "load_package_module",
-           "one_line", "package_name", "run_each"]
+__all__ = ["ImportOutcome", "ImportSummary", "MissingModuleError", "is_public_id", "load_package_function",
+           "load_package_module", "one_line", "package_name", "run_each"]

@@ -64,6 +64,7 @@ from dojoflow.errors import BenchmarkImportError
 from dojoflow.tasks_catalog.importing import (
     ImportSummary,
     MissingModuleError,
+    is_public_id,
     load_package_function,
     run_each,
 )
@@ -572,11 +573,6 @@ def import_competitions(competitions_dir: Path, dest: Path | None = None, ids: l
 
 
 # -- preparation (called by the generated prepare.py) ------------------------------------------------------
-def _is_public(value: Any, fraction: float) -> bool:
-    digest = hashlib.sha256(str(value).encode()).digest()
-    return int.from_bytes(digest, "big") / float(1 << 256) < fraction
-
-
 def prepare_imported(spec, public_dir: Path, private_dir: Path) -> None:
     """Run the competition's prepare on the raw data and write dojoflow's answers and public/private split."""
     import pandas as pd
@@ -601,7 +597,7 @@ def prepare_imported(spec, public_dir: Path, private_dir: Path) -> None:
             f"{spec.folder / 'task.yaml'}: field 'submission.id_column': '{id_column}' is not a column of the "
             f"answers ({', '.join(answers.columns[:10])}); import the competition again with its raw data available")
     parts = pd.DataFrame({id_column: answers[id_column],
-                          "part": ["public" if _is_public(v, spec.split.public_fraction) else "private"
+                          "part": ["public" if is_public_id(v, spec.split.public_fraction) else "private"
                                    for v in answers[id_column]]})
     parts.to_csv(Path(private_dir) / "leaderboard_split.csv", index=False)
 

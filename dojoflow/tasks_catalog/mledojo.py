@@ -34,29 +34,26 @@ is placed there, as on Kaggle's public leaderboard). A competition already impor
 task: its MLE-bench grading is kept, the MLE-Dojo public board, splits and source are added, and whether
 MLE-bench's and MLE-Dojo's private boards agree is recorded (tag ``boards``).
 
-The small functions here (:func:`summary_rows`, the outcome record, :func:`load_package`) are the shared
-import machinery the MLE-bench importer will use too, written minimally until they move to a common module.
+Competition code is loaded as a package, and the public/private split of the test rows is made, by the
+importers' shared machinery (``tasks_catalog/importing.py``), as for MLE-bench's competitions.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 import shutil
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
 
 from dojoflow.atomic import atomic_directory
 from dojoflow.errors import BenchmarkImportError, DojoflowError, LeaderboardError
+from dojoflow.tasks_catalog.importing import is_public_id, load_package_module
 from dojoflow.tasks_catalog.kinds import PREPARE_RAW_ENV
 from dojoflow.tasks_catalog.leaderboard import Leaderboard, load_leaderboard
 
@@ -127,26 +124,6 @@ def summary_rows(outcomes: list[ImportOutcome]) -> dict[str, int]:
     return {"imported": sum(o.ok for o in outcomes), "failed": sum(not o.ok for o in outcomes),
             "need prepared data": sum(o.ok and o.preparation == NO_PREPARATION for o in outcomes),
             "direction disagrees with board": sum(bool(o.direction_flag) for o in outcomes)}
-
-
-def load_package(folder: Path, name: str) -> ModuleType:
-    """Import ``folder`` (a directory of modules) as the package ``name``, so relative imports inside it work."""
-    if name in sys.modules:
-        return sys.modules[name]
-    init = folder / "__init__.py"
-    if not init.is_file():
-        init.write_text("")
-    module_spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
-    if module_spec is None or module_spec.loader is None:
-        raise BenchmarkImportError(f"{folder}: cannot be loaded as a package")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 # -- reading a competition ---------------------------------------------------------------------------------
@@ -444,10 +421,7 @@ def prepare_competition_folder(folder: Path, public: Path, private: Path) -> Non
 
 
 def _run_competition_prepare(task: Path, raw: Path, public: Path, private: Path) -> None:
-    if importlib.util.find_spec("mledojo") is None:
-        sys.path.insert(0, str(task / SUPPORT))
-    package = load_package(task / PACKAGE, f"dojoflow_mledojo_{hashlib.sha1(str(task).encode()).hexdigest()[:10]}")
-    module = importlib.import_module(f"{package.__name__}.prepare")
+    module = load_package_module(task / PACKAGE, "prepare", library_path=task / SUPPORT)
     if not hasattr(module, "prepare"):
         raise BenchmarkImportError(f"{task / PACKAGE / 'prepare.py'}: {NO_PREPARATION} (it defines no prepare())")
     module.prepare(raw, public, private)
@@ -481,20 +455,6 @@ def _source_folder(spec) -> Path:
     return Path(sandboxed) if sandboxed else raw_dir_of(spec)
 
 
-def _with_support(spec) -> None:
-    """Make ``mledojo.*`` importable for the competition's code (MLE-Dojo itself when installed)."""
-    if importlib.util.find_spec("mledojo") is None:
-        sys.path.insert(0, str(spec.folder / SUPPORT))
-
-
-def is_public_id(value: Any, fraction: float) -> bool:
-    """Whether a test row is in the public part: ``sha256(id as text)`` as a fraction of 2**256 below
-    ``fraction`` - the split MLE-bench imports use, so a competition in both splits its rows the same way
-    (shared import machinery: one copy once it moves to a common module)."""
-    digest = hashlib.sha256(str(value).encode()).digest()
-    return int.from_bytes(digest, "big") / float(1 << 256) < fraction
-
-
 def prepare_imported(spec, public_dir: Path, private_dir: Path) -> None:
     """Copy the prepared data (or run the competition's prepare on the raw data), then write dojoflow's
     ``private/answers.csv`` and the public/private split of the test rows."""
@@ -524,15 +484,9 @@ def prepare_imported(spec, public_dir: Path, private_dir: Path) -> None:
 
 
 # -- grading -----------------------------------------------------------------------------------------------
-def _package_name(spec) -> str:
-    return f"dojoflow_mledojo_{hashlib.sha1(str(spec.folder.resolve()).encode()).hexdigest()[:10]}"
-
-
 def load_metric(spec) -> Any:
     """An instance of the competition's ``CompetitionMetrics`` subclass, its ``utils/`` loaded as a package."""
-    _with_support(spec)
-    package = load_package(spec.folder / PACKAGE, _package_name(spec))
-    module = importlib.import_module(f"{package.__name__}.metric")
+    module = load_package_module(spec.folder / PACKAGE, "metric", library_path=spec.folder / SUPPORT)
     cls = getattr(module, spec.grader.function, None)
     if cls is None:
         raise BenchmarkImportError(f"{spec.folder / spec.grader.file}: defines no class {spec.grader.function}")
@@ -597,5 +551,5 @@ def public_board(spec) -> Leaderboard | None:
 
 
 __all__ = ["ImportOutcome", "NO_PREPARATION", "board_direction", "competitions_root", "grade_mledojo",
-           "import_competition", "import_competitions", "is_empty_prepare", "load_metric", "load_package",
+           "import_competition", "import_competitions", "is_empty_prepare", "load_metric",
            "metric_direction", "prepare_imported", "public_board", "read_splits", "summary_rows"]
