@@ -9,7 +9,8 @@ What the container gets (see ``DockerBackend.create_kwargs``):
 - ``/workspace``: the episode workspace, read-write, the working directory and ``HOME``; the public data
   bind-mounted **read-only** at ``/workspace/data``; a read-only root filesystem, ``/tmp`` a size-limited
   tmpfs;
-- no network (``network_mode="none"``), no capabilities, ``no-new-privileges``, a non-root uid (as root
+- no network (``network_mode="none"``), no capabilities, ``no-new-privileges``, a seccomp profile refusing
+  new user namespaces (:func:`userns_seccomp_profile`), a non-root uid (as root
   the harness uses the per-workspace uid of the bwrap backend and hands the workspace to it);
 - limits: memory (and swap) from ``memory_mb`` as a cgroup limit for the whole container, ``nano_cpus``
   (``DOJOFLOW_DOCKER_CPUS``, default 1 CPU), ``pids_limit`` from ``max_processes``, ulimits for file size,
@@ -63,6 +64,50 @@ BUILD_COMMANDS = {
     DEFAULT_GPU_IMAGE: "docker build -t dojoflow-sandbox-cuda -f infra/docker/Dockerfile.cuda .",
 }
 MB = 1024 * 1024
+
+
+CLONE_NEWUSER = 0x10000000
+ENOSYS, EPERM = 38, 1
+
+
+def userns_seccomp_profile() -> dict[str, Any]:
+    """The container's seccomp profile: new user namespaces refused, as the bwrap backend's filter does
+    (``seccomp.py``: inside one, code could mount a tmpfs of its own). podman's default profile allows
+    ``unshare(CLONE_NEWUSER)``; dockerd's refuses it only without CAP_SYS_ADMIN. Everything else is allowed:
+    the container has no capabilities, so mounts, module loading, raw I/O... fail regardless."""
+    arches = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+              "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}.get(os.uname().machine, [])
+    flag = {"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER, "op": "SCMP_CMP_MASKED_EQ"}
+    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches, "syscalls": [
+        {"names": ["unshare", "clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM, "args": [flag]},
+        # clone3's flags sit in a struct a filter cannot read: ENOSYS makes the C library fall back to clone
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+    ]}
+
+
+def _seccomp_option(podman: bool) -> str:
+    """``seccomp=...`` for ``security_opt``: dockerd takes the profile's JSON, podman's Docker API a path."""
+    import hashlib
+    import json
+    import tempfile
+
+    text = json.dumps(userns_seccomp_profile(), sort_keys=True)
+    if not podman:
+        return f"seccomp={text}"
+    path = Path(tempfile.gettempdir()) / f"dojoflow-seccomp-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return f"seccomp={path}"
+
+
+def _is_podman(client: Any) -> bool:
+    try:
+        components = client.version().get("Components") or []
+    except Exception:
+        return False
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
 
 
 def _docker():
@@ -220,6 +265,7 @@ class DockerBackend:
         self.stats_interval_s = stats_interval_s
         self._client = client
         self._pinged = False
+        self._podman = False  # podman's Docker API (takes a seccomp profile by path): found at the ping
 
     # -- the engine ---------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -244,6 +290,7 @@ class DockerBackend:
             return None
         try:
             self.client().ping()
+            self._podman = _is_podman(self.client())
         except ImportError:
             return "the docker SDK is not installed (pip install docker)"
         except Exception as exc:
@@ -316,7 +363,7 @@ class DockerBackend:
             nano_cpus=int(self.cpus * 1e9),
             pids_limit=limits.max_processes,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", _seccomp_option(self._podman)],
             ulimits=[
                 docker.types.Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
                 docker.types.Ulimit(name="fsize", soft=limits.max_file_mb * MB, hard=limits.max_file_mb * MB),
