@@ -827,9 +827,9 @@ def _params():
 @pytest.mark.parametrize(("backend_name", "attack"), _params())
 def test_attack_fails(backend_name, attack, dojo, sentinel, loopback_server, request):
     if backend_name == "docker":  # a live Docker-API engine with the sandbox image (tests/conftest.py)
-        from conftest import require_image
-
         from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE
+
+        from conftest import require_image
 
         require_image(request.getfixturevalue("docker_engine"), DEFAULT_IMAGE)
     backend = backend_for(backend_name)

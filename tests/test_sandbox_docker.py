@@ -15,8 +15,6 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-from conftest import require_image  # noqa: E402
-
 from dojoflow.infra.sandbox import ExecutionLimits, ExecutionRequest, Mount, python_command  # noqa: E402
 from dojoflow.infra.sandbox.docker_backend import (  # noqa: E402
     DEFAULT_IMAGE,
@@ -24,6 +22,8 @@ from dojoflow.infra.sandbox.docker_backend import (  # noqa: E402
     cleanup,
     docker_available,
 )
+
+from conftest import require_image  # noqa: E402
 
 EPISODE = "ep-docker-tests"
 
@@ -267,7 +267,8 @@ def test_whole_episode_request_mounts_and_stop_condition(engine, episode, tmp_pa
         return "budget spent" if (out / "seen").exists() and len(calls) >= 3 else None
 
 
-    script = ("pwd > /home/submission/pwd; echo $HOME >> /home/submission/pwd; ls /home/data > /home/submission/seen.tmp;"
+    script = ("pwd > /home/submission/pwd; echo $HOME >> /home/submission/pwd;"
+              " ls /home/data > /home/submission/seen.tmp;"
               " (touch /home/data/x 2>/dev/null && echo writable || echo read-only) >> /home/submission/seen.tmp;"
               " mv /home/submission/seen.tmp /home/submission/seen; sleep 60")
     request = ExecutionRequest(("/bin/sh", "-c", script), workspace, None, ExecutionLimits(timeout_s=60),

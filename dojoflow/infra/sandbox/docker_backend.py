@@ -157,10 +157,11 @@ def cleanup(label: str = f"{LABEL}={LABEL_VALUE}", client: Any = None) -> list[s
 class _LogReader:
     """A file-like view of one of a container's output streams for :class:`BoundedStream`.
 
-    It attaches to the container before it starts rather than following its logs: podman's Docker API marks a container "exited" while it still runs once a
-    ``logs?follow`` stream is open, and then refuses to kill it at the deadline. The attach stream has no
-    read timeout (docker-py lifts it); should it fail while the code runs, it is reopened without the replay
-    (output written in between can be lost, none is repeated) until the step is over."""
+    It attaches to the container before it starts (as ``docker run`` does, so a short step loses nothing)
+    rather than following its logs: podman's Docker API marks a container "exited" while it still runs once a
+    ``logs?follow`` stream is open, and then refuses to kill it at the deadline. The attach stream has no read
+    timeout (docker-py lifts it); should it fail while the code runs, it is reopened without the replay (output
+    written in between can be lost, none is repeated) until the step is over."""
 
     def __init__(self, container: Any, stdout: bool, finished: threading.Event) -> None:
         self._container, self._stdout, self._finished = container, stdout, finished
@@ -495,7 +496,8 @@ class DockerBackend:
             # podman (cgroup v1, conmon) does not report OOMKilled: a SIGKILL the harness did not send, with the
             # sampled memory at half the limit or more, is the kernel's OOM killer
             oom_killed = stats.peak_memory_mb >= 0.5 * limits.memory_mb
-        result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration, cpu_s=stats.cpu_s,
-                                 peak_memory_mb=stats.peak_memory_mb, backend=self.name, isolated=self.isolated, oom_killed=oom_killed)
+        result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration,
+                                 cpu_s=stats.cpu_s, peak_memory_mb=stats.peak_memory_mb, backend=self.name,
+                                 isolated=self.isolated, oom_killed=oom_killed)
         result.stop_reason = stop_reason
         return result
