@@ -29,8 +29,10 @@ POOL = "docker-pool"
 
 
 @pytest.fixture
-def stack(tmp_path, docker_engine):
+def stack(tmp_path, docker_engine, monkeypatch):
     require_image(docker_engine, IMAGE)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     ports = {name: _port() for name in ("prefect", "mlflow", "s3")}
     s3 = f"http://127.0.0.1:{ports['s3']}"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DOJOFLOW_"))}
@@ -60,8 +62,10 @@ def stack(tmp_path, docker_engine):
     _wait(f"http://127.0.0.1:{ports['mlflow']}/health", 120)
     submit = {**env, "DOJOFLOW_HOME": str(tmp_path / "submit")}
     # the flow-run containers: host networking (the services listen on 127.0.0.1), the stores' settings, the
-    # local sandbox inside the container (the container is the isolation here), the image never pulled
+    # local sandbox inside the container (the container is the isolation here), the image never pulled; no
+    # streamed output: the worker's logs(follow=True) makes podman mark the running container exited
     variables = {"image": IMAGE, "image_pull_policy": "Never", "network_mode": "host", "auto_remove": False,
+                 "stream_output": False,
                  "env": {**stores, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                          "AWS_DEFAULT_REGION": "us-east-1", "DOJOFLOW_SANDBOX": "local",
                          "PREFECT_LOGGING_LEVEL": "WARNING"}}
@@ -91,6 +95,21 @@ def _flow_run_containers(client) -> list:
     return client.containers.list(filters={"label": "io.prefect.flow-run-id", "status": "running"})
 
 
+def _kill_one_running_episode(client, api: str, sweep: subprocess.Popen) -> str | None:
+    """Kill the container of the first flow run seen running (its episode started inside); its flow run id."""
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and sweep.poll() is None:
+        running = {r["id"] for r in _post(f"{api}/flow_runs/filter",
+                                          {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})}
+        for container in _flow_run_containers(client):
+            run_id = container.labels.get("io.prefect.flow-run-id")
+            if run_id in running:
+                container.kill()
+                return run_id
+        time.sleep(0.5)
+    return None
+
+
 def test_sweep_through_a_docker_work_pool(stack):
     tmp, env, ports, client = stack["tmp"], stack["env"], stack["ports"], stack["client"]
     spec = tmp / "sweep.yaml"
@@ -100,21 +119,14 @@ def test_sweep_through_a_docker_work_pool(stack):
                     "deployment: episode/dojoflow\n")
     sweep = subprocess.Popen([str(BIN / "dojoflow"), "sweep", "run", str(spec), "--json"], env=env,
                              stdout=subprocess.PIPE, stderr=(tmp / "sweep.log").open("w"), text=True)
+    try:
+        victim = _kill_one_running_episode(client, f"http://127.0.0.1:{ports['prefect']}/api", sweep)
+        assert victim, "no flow-run container was seen running an episode: " + (tmp / "worker.log").read_text()[-3000:]
+        out, _ = sweep.communicate(timeout=900)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
     api = f"http://127.0.0.1:{ports['prefect']}/api"
-    deadline = time.monotonic() + 400
-    victim = None
-    while time.monotonic() < deadline and victim is None and sweep.poll() is None:
-        running = {r["id"] for r in _post(f"{api}/flow_runs/filter",
-                                          {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})}
-        for container in _flow_run_containers(client):
-            run_id = container.labels.get("io.prefect.flow-run-id")
-            if run_id in running:  # its episode has started inside the container: kill it there
-                container.kill()
-                victim = run_id
-                break
-        time.sleep(0.5)
-    assert victim, "no flow-run container was seen running an episode: " + (tmp / "worker.log").read_text()[-3000:]
-    out, _ = sweep.communicate(timeout=900)
     assert sweep.returncode == 0, (tmp / "sweep.log").read_text()[-3000:] + (tmp / "worker.log").read_text()[-3000:]
     states = json.loads(out)
     assert len(states) == 4 and all(s["state"] == "completed" for s in states), states
