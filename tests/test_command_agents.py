@@ -254,9 +254,9 @@ def test_command_agent_as_prefect_dag_and_in_a_sweep(prefect_api, settings, tmp_
 
 
 def test_command_agent_under_docker_where_an_engine_answers(settings, tmp_path, docker_engine):
-    from conftest import require_image
-
     from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE
+
+    from conftest import require_image
 
     require_image(docker_engine, DEFAULT_IMAGE)
     code = WRITE_MEAN + '''
