@@ -11,8 +11,11 @@ The step imports pandas and scikit-learn and fits a LogisticRegression on 200x5 
 - ``WarmBackend`` over ``bwrap`` (and ``local``): steps are forks of a worker that has already imported the
   libraries; its one-off start is shown separately.
 
-And the fixed cost of bwrap: ``python -c pass`` bare vs. through ``BwrapBackend``. No assertions: figures
-only. Run: ``.venv/bin/python benchmarks/sandbox_steps.py [--runs 7]``.
+- ``DockerBackend``, where a Docker-API engine answers and ``dojoflow-sandbox:latest`` is built
+  (``infra/docker/engine.sh up``): a fresh container per step.
+
+And the fixed cost of bwrap and docker: ``python -c pass`` bare vs. through each backend. No assertions:
+figures only. Run: ``.venv/bin/python benchmarks/sandbox_steps.py [--runs 7] [--no-aide]``.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def fmt(times: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-aide", action="store_true", help="skip the real AIDE interpreter (installs aideml)")
     args = parser.parse_args()
     runs = args.runs
     ok, reason = bwrap_available()
@@ -135,8 +139,12 @@ def main() -> None:
         results["local backend, cold"] = measure(backend_step(LocalBackend(), ws), runs)
         if ok:
             results["bwrap backend, cold"] = measure(backend_step(BwrapBackend(), ws), runs)
+        docker = docker_backend()
+        if docker is not None:
+            results["docker backend, cold (a container per step)"] = measure(backend_step(docker, ws), runs)
         try:
-            results[f"real AIDE Interpreter (aideml {AIDE_VERSION})"] = run_real_aide(ws, runs)
+            if not args.no_aide:
+                results[f"real AIDE Interpreter (aideml {AIDE_VERSION})"] = run_real_aide(ws, runs)
         except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
             print(f"real AIDE Interpreter unavailable here: {exc}")
         warm_start = {}
@@ -176,6 +184,31 @@ def main() -> None:
             print(f"  {'BwrapBackend().run':43s} {fmt(sandboxed)}")
             overhead = (statistics.median(sandboxed) - statistics.median(bare)) * 1000
             print(f"  bwrap overhead: {overhead:.1f} ms   (target < 50 ms)")
+        if docker is not None:
+            in_docker = measure(backend_step(docker, ws, "pass.py"), n)
+            print(f"  {'DockerBackend().run':43s} {fmt(in_docker)}")
+            overhead = (statistics.median(in_docker) - statistics.median(bare)) * 1000
+            print(f"  docker overhead: {overhead:.1f} ms   (create + start + attach + wait + remove)")
+
+
+def docker_backend():
+    """The docker backend where an engine answers and the sandbox image is built, else None (said why)."""
+    try:
+        from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE, DockerBackend, docker_available
+    except ImportError as exc:
+        print(f"docker backend unavailable: {exc}")
+        return None
+    ok, reason = docker_available()
+    if ok:
+        backend = DockerBackend()
+        try:
+            backend.client().images.get(DEFAULT_IMAGE)
+            print(f"docker: {reason}")
+            return backend
+        except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound and the engine's other refusals
+            reason = f"{DEFAULT_IMAGE} is not built (infra/docker/engine.sh build)"
+    print(f"docker backend unavailable: {reason}")
+    return None
 
 
 if __name__ == "__main__":

@@ -43,3 +43,61 @@ def prefect_api(settings):
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+# -- a Docker-API engine (docs/cluster.md, "The docker path, live") ------------------------------------------
+ENGINE_SCRIPT = REPO / "infra" / "docker" / "engine.sh"
+
+
+def _engine_socket() -> Path:
+    return Path(os.environ.get("DOJOFLOW_ENGINE_DIR", REPO / ".cache" / "docker-engine")) / "podman.sock"
+
+
+def _ping(base_url: str | None) -> tuple[object | None, str]:
+    try:
+        import docker
+    except ImportError:
+        return None, "the docker SDK is not installed"
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=120) if base_url else docker.from_env(timeout=120)
+        client.ping()
+        return client, ""
+    except Exception as exc:  # no socket, a dead socket, a refused connection
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A docker SDK client of a Docker-API engine that answers, with ``DOCKER_HOST`` pointing at it for the
+    session (so ``DockerBackend()`` and Prefect's docker worker find it): a real engine at ``DOCKER_HOST`` or
+    the default socket first, used unchanged; else the podman service of ``infra/docker/engine.sh`` (started
+    here if podman is installed and it is not running); else the test is skipped, saying how to get one."""
+    client, reason = _ping(None)
+    if client is None:
+        socket = _engine_socket()
+        if not socket.exists() and _which("podman") and ENGINE_SCRIPT.exists():
+            import subprocess
+
+            subprocess.run([str(ENGINE_SCRIPT), "start"], capture_output=True, timeout=120)
+        client, reason2 = _ping(f"unix://{socket}")
+        if client is None:
+            pytest.skip(f"no Docker-API engine answers (DOCKER_HOST/default socket: {reason}; {socket}: {reason2});"
+                        " start one with: infra/docker/engine.sh up")
+        os.environ["DOCKER_HOST"] = f"unix://{socket}"
+    yield client
+    client.close()
+
+
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+def require_image(client, image: str) -> None:
+    """Skip unless ``image`` is on the engine (images are built, never pulled: infra/docker/engine.sh build)."""
+    try:
+        client.images.get(image)
+    except Exception:
+        pytest.skip(f"image {image} is not on the engine: build it with infra/docker/engine.sh build "
+                    "(or docker build, infra/docker/README.md)")

@@ -242,12 +242,12 @@ def test_command_agent_as_prefect_dag_and_in_a_sweep(prefect_api, settings, tmp_
     assert sorted(rows["agent"]) == ["mean-agent", "mean-agent"] and rows["valid"].all()
 
 
-def test_command_agent_under_docker_where_an_engine_answers(settings, tmp_path):
-    from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE, docker_available
+def test_command_agent_under_docker_where_an_engine_answers(settings, tmp_path, docker_engine):
+    from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE
 
-    ok, why = docker_available()
-    if not ok:
-        pytest.skip(f"no Docker engine here: {why}")
+    from conftest import require_image
+
+    require_image(docker_engine, DEFAULT_IMAGE)
     code = WRITE_MEAN + '''
 import json, urllib.request
 req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", data=json.dumps(

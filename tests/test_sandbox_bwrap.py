@@ -1,4 +1,5 @@
-"""The bubblewrap sandbox: a happy path, an adversarial suite, and the same suite against ``local``.
+"""The bubblewrap sandbox: a happy path, an adversarial suite, and the same suite against ``local`` and
+``docker`` (on a live Docker-API engine, see the ``docker_engine`` fixture).
 
 Every adversarial case is an agent script that tries one attack; the test asserts the attack failed and
 that the harness survived (``run`` returned a result and a benign step afterwards works). The same cases
@@ -818,11 +819,19 @@ def _params():
         params.append(pytest.param("local", attack, id=f"local-{attack.name}", marks=marks))
         if attack.warm:
             params.append(pytest.param("warm-bwrap", attack, id=f"warm-bwrap-{attack.name}"))
+        # every attack against the docker backend too, on a live engine (skipped with the reason without one)
+        params.append(pytest.param("docker", attack, id=f"docker-{attack.name}"))
     return params
 
 
 @pytest.mark.parametrize(("backend_name", "attack"), _params())
-def test_attack_fails(backend_name, attack, dojo, sentinel, loopback_server):
+def test_attack_fails(backend_name, attack, dojo, sentinel, loopback_server, request):
+    if backend_name == "docker":  # a live Docker-API engine with the sandbox image (tests/conftest.py)
+        from dojoflow.infra.sandbox.docker_backend import DEFAULT_IMAGE
+
+        from conftest import require_image
+
+        require_image(request.getfixturevalue("docker_engine"), DEFAULT_IMAGE)
     backend = backend_for(backend_name)
     probes = write_probes(dojo)
     dojo.cleanup += probes + [Path("/dev/shm") / f"{dojo.probe}-{i}" for i in range(16)]

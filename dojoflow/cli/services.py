@@ -18,12 +18,16 @@ def serve(name: str = typer.Option("dojoflow", help="Deployment name (the episod
 
 
 def deploy(pool: str = typer.Option("dojoflow", help="Work pool (created as a process pool if missing)."),
-           name: str = typer.Option("dojoflow", help="Deployment name.")) -> None:
+           name: str = typer.Option("dojoflow", help="Deployment name."),
+           pool_type: str = typer.Option("process", "--type", help="Pool type when it is created: process, or "
+                                         "docker (flow runs in containers of --image; the docker extra)."),
+           image: str = typer.Option("dojoflow-worker:latest", help="Image of a docker pool's flow runs.")) -> None:
     """Deploy the episode flow to a work pool; start workers with `prefect worker start --pool POOL`."""
     prefect_ready()
     from dojoflow.flows.deployment import deploy_episode_flow
 
-    deployment_id = deploy_episode_flow(pool, name)
+    variables = {"image": image, "image_pull_policy": "Never"} if pool_type == "docker" else None
+    deployment_id = deploy_episode_flow(pool, name, variables, pool_type=pool_type)
     console.print(f"deployed episode/{name} ({deployment_id}) to work pool '{pool}'.\n"
                   f"Start a worker: prefect worker start --pool {pool}\n"
                   f"Use it in a sweep spec: deployment: episode/{name}")

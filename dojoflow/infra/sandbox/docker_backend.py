@@ -9,11 +9,12 @@ What the container gets (see ``DockerBackend.create_kwargs``):
 - ``/workspace``: the episode workspace, read-write, the working directory and ``HOME``; the public data
   bind-mounted **read-only** at ``/workspace/data``; a read-only root filesystem, ``/tmp`` a size-limited
   tmpfs;
-- no network (``network_mode="none"``), no capabilities, ``no-new-privileges``, a non-root uid (as root
+- no network (``network_mode="none"``), no capabilities, ``no-new-privileges``, a seccomp profile refusing
+  new user namespaces (:func:`userns_seccomp_profile`), a non-root uid (as root
   the harness uses the per-workspace uid of the bwrap backend and hands the workspace to it);
 - limits: memory (and swap) from ``memory_mb`` as a cgroup limit for the whole container, ``nano_cpus``
   (``DOJOFLOW_DOCKER_CPUS``, default 1 CPU), ``pids_limit`` from ``max_processes``, ulimits for file size,
-  CPU time, open files and core dumps; the wall clock is enforced here (the container is killed at the
+  CPU time, open files, processes and core dumps; the wall clock is enforced here (the container is killed at the
   deadline) and the output cap while the logs stream (head and tail kept, as for the other backends);
 - a GPU, when ``request.gpu`` is set, through a device request for that host index (the container then
   sees it as device 0, so ``CUDA_VISIBLE_DEVICES=0`` inside).
@@ -21,7 +22,12 @@ What the container gets (see ``DockerBackend.create_kwargs``):
 Every container is labelled ``dojoflow=sandbox`` and ``dojoflow.episode=<episode>`` and is force-removed
 after its step whatever happened; :func:`cleanup` removes leftovers (e.g. after the harness was killed).
 The engine must see the workspace at the same path as the harness (a local engine, not a remote one).
-``cpu_s`` and ``peak_memory_mb`` are not measured by this backend (reported as 0).
+
+``cpu_s`` and ``peak_memory_mb`` come from the engine's stats of the container's cgroup (the whole process
+tree), sampled with one-shot stats requests every ``stats_interval_s`` while the step runs (:class:`_Stats`):
+the cgroup is gone once the container exits, so the CPU time of the last interval and a memory spike shorter
+than one interval can be missed (a step that ends before the first sample reports 0). This works unchanged
+against dockerd and against podman's Docker API (``infra/docker/engine.sh``).
 """
 
 from __future__ import annotations
@@ -58,6 +64,50 @@ BUILD_COMMANDS = {
     DEFAULT_GPU_IMAGE: "docker build -t dojoflow-sandbox-cuda -f infra/docker/Dockerfile.cuda .",
 }
 MB = 1024 * 1024
+
+
+CLONE_NEWUSER = 0x10000000
+ENOSYS, EPERM = 38, 1
+
+
+def userns_seccomp_profile() -> dict[str, Any]:
+    """The container's seccomp profile: new user namespaces refused, as the bwrap backend's filter does
+    (``seccomp.py``: inside one, code could mount a tmpfs of its own). podman's default profile allows
+    ``unshare(CLONE_NEWUSER)``; dockerd's refuses it only without CAP_SYS_ADMIN. Everything else is allowed:
+    the container has no capabilities, so mounts, module loading, raw I/O... fail regardless."""
+    arches = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+              "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}.get(os.uname().machine, [])
+    flag = {"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER, "op": "SCMP_CMP_MASKED_EQ"}
+    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches, "syscalls": [
+        {"names": ["unshare", "clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM, "args": [flag]},
+        # clone3's flags sit in a struct a filter cannot read: ENOSYS makes the C library fall back to clone
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+    ]}
+
+
+def _seccomp_option(podman: bool) -> str:
+    """``seccomp=...`` for ``security_opt``: dockerd takes the profile's JSON, podman's Docker API a path."""
+    import hashlib
+    import json
+    import tempfile
+
+    text = json.dumps(userns_seccomp_profile(), sort_keys=True)
+    if not podman:
+        return f"seccomp={text}"
+    path = Path(tempfile.gettempdir()) / f"dojoflow-seccomp-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return f"seccomp={path}"
+
+
+def _is_podman(client: Any) -> bool:
+    try:
+        components = client.version().get("Components") or []
+    except Exception:
+        return False
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
 
 
 def _docker():
@@ -105,25 +155,23 @@ def cleanup(label: str = f"{LABEL}={LABEL_VALUE}", client: Any = None) -> list[s
 
 
 class _LogReader:
-    """A file-like view of a container's log stream for :class:`BoundedStream`.
+    """A file-like view of one of a container's output streams for :class:`BoundedStream`.
 
-    The engine API's HTTP read timeout can end a ``follow`` stream while the code is merely silent; the
-    stream is then reopened from one second before the failure (silence is why it failed, so nothing is
-    lost or repeated) until the step is over."""
+    It attaches to the container before it starts (as ``docker run`` does, so a short step loses nothing)
+    rather than following its logs: podman's Docker API marks a container "exited" while it still runs once a
+    ``logs?follow`` stream is open, and then refuses to kill it at the deadline. The attach stream has no read
+    timeout (docker-py lifts it); should it fail while the code runs, it is reopened without the replay (output
+    written in between can be lost, none is repeated) until the step is over."""
 
     def __init__(self, container: Any, stdout: bool, finished: threading.Event) -> None:
         self._container, self._stdout, self._finished = container, stdout, finished
         self._stream: Any = None
         self._it: Any = None
         self._reopened = 0
-        self._open(None)
+        self._open(replay=True)
 
-    def _open(self, since: float | None) -> None:
-        kwargs: dict[str, Any] = {"stdout": self._stdout, "stderr": not self._stdout, "stream": True,
-                                  "follow": True}
-        if since is not None:
-            kwargs["since"] = since
-        self._stream = self._container.logs(**kwargs)
+    def _open(self, replay: bool) -> None:
+        self._stream = self._container.attach(stdout=self._stdout, stderr=not self._stdout, stream=True, logs=replay)
         self._it = iter(self._stream)
 
     def read(self, _n: int = -1) -> bytes:
@@ -137,7 +185,7 @@ class _LogReader:
                     return b""
                 self._reopened += 1
                 try:
-                    self._open(time.time() - 1.0)
+                    self._open(replay=False)
                 except Exception:
                     return b""
 
@@ -148,6 +196,46 @@ class _LogReader:
                 close()
             except Exception:
                 pass
+
+
+class _Stats:
+    """CPU time and peak memory of a running container, from the engine's one-shot stats (the cgroup's
+    counters): a thread samples until :meth:`stop`. The CPU time is the last sample (a counter); the peak
+    memory the largest sample, less the inactive page cache as ``docker stats`` reports it."""
+
+    def __init__(self, container: Any, interval_s: float) -> None:
+        self._container, self._interval = container, interval_s
+        self.cpu_s = 0.0
+        self.peak_memory_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> bool:
+        try:
+            stats = self._container.stats(stream=False, one_shot=True)
+        except Exception:  # the container is gone (its stats with it), or the engine has no stats for it
+            return False
+        if not isinstance(stats, dict):
+            return False
+        cpu = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        memory = stats.get("memory_stats") or {}
+        if not cpu and not memory.get("usage"):
+            return True  # not started yet, or already stopped: an empty sample
+        self.cpu_s = max(self.cpu_s, (cpu or 0) / 1e9)
+        detail = memory.get("stats") or {}
+        cache = detail.get("total_inactive_file", detail.get("inactive_file", 0)) or 0
+        used = max(memory.get("max_usage") or 0, memory.get("usage") or 0) - cache
+        self.peak_memory_mb = max(self.peak_memory_mb, used / MB)
+        return True
+
+    def _sample(self) -> None:
+        while not self._stop.is_set() and self._read():
+            self._stop.wait(self._interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def _safe_name(text: str) -> str:
@@ -161,12 +249,13 @@ class DockerBackend:
     isolated = True
 
     def __init__(self, image: str | None = None, gpu_image: str | None = None, cpus: float | None = None,
-                 client: Any = None, python: str = "python", nofile: int = 4096, episode: str | None = None,
-                 poll_s: float = 0.05) -> None:
+                 client: Any = None, python: str = "python", nofile: int = 1024, episode: str | None = None,
+                 poll_s: float = 0.05, stats_interval_s: float = 0.1) -> None:
         """``client``: a docker SDK client (default ``docker.from_env()``, made on first use); tests pass a
         fake. ``python``: the interpreter inside the image, substituted for the host interpreter in
         ``request.command``. ``episode``: the episode label (default: the workspace's parent directory name,
-        which is the episode id for ``MLEEnvironment`` workspaces)."""
+        which is the episode id for ``MLEEnvironment`` workspaces). ``stats_interval_s``: how often the engine's
+        stats are sampled for ``cpu_s`` and ``peak_memory_mb`` (one request each, ~30 ms of engine work)."""
         self.image = image or os.environ.get("DOJOFLOW_DOCKER_IMAGE") or DEFAULT_IMAGE
         self.gpu_image = gpu_image or os.environ.get("DOJOFLOW_DOCKER_GPU_IMAGE") or DEFAULT_GPU_IMAGE
         self.cpus = float(cpus if cpus is not None else os.environ.get("DOJOFLOW_DOCKER_CPUS", "1"))
@@ -174,8 +263,10 @@ class DockerBackend:
         self.nofile = nofile
         self.episode = episode
         self.poll_s = poll_s
+        self.stats_interval_s = stats_interval_s
         self._client = client
         self._pinged = False
+        self._podman = False  # podman's Docker API (takes a seccomp profile by path): found at the ping
 
     # -- the engine ---------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -200,6 +291,7 @@ class DockerBackend:
             return None
         try:
             self.client().ping()
+            self._podman = _is_podman(self.client())
         except ImportError:
             return "the docker SDK is not installed (pip install docker)"
         except Exception as exc:
@@ -272,12 +364,16 @@ class DockerBackend:
             nano_cpus=int(self.cpus * 1e9),
             pids_limit=limits.max_processes,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", _seccomp_option(self._podman)],
             ulimits=[
                 docker.types.Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
                 docker.types.Ulimit(name="fsize", soft=limits.max_file_mb * MB, hard=limits.max_file_mb * MB),
                 docker.types.Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds + 5),
                 docker.types.Ulimit(name="core", soft=0, hard=0),
+                # podman replaces its configured default ulimits by the ones given and sets the others (nproc)
+                # to its own maximum, which fails past the engine's hard limit ("setrlimit: Operation not
+                # permitted"): so nproc is always given, and nofile defaults to the usual 1024
+                docker.types.Ulimit(name="nproc", soft=limits.max_processes, hard=limits.max_processes),
             ],
             labels={LABEL: LABEL_VALUE, EPISODE_LABEL: episode},
             stdin_open=False,
@@ -354,13 +450,14 @@ class DockerBackend:
             except Exception:
                 pass  # already stopped
 
+        finished = threading.Event()
+        # attached before the start, so that nothing a short step writes is missed (as `docker run` does)
+        out_reader, err_reader = _LogReader(container, True, finished), _LogReader(container, False, finished)
         container.start()
         start = time.monotonic()
-        finished = threading.Event()
-        out = BoundedStream(_LogReader(container, True, finished), limits.keep_output_bytes,
-                            limits.max_output_bytes, kill)
-        err = BoundedStream(_LogReader(container, False, finished), limits.keep_output_bytes,
-                            limits.max_output_bytes, kill)
+        stats = _Stats(container, self.stats_interval_s)
+        out = BoundedStream(out_reader, limits.keep_output_bytes, limits.max_output_bytes, kill)
+        err = BoundedStream(err_reader, limits.keep_output_bytes, limits.max_output_bytes, kill)
         waited: dict[str, Any] = {}
 
         def wait() -> None:
@@ -378,6 +475,7 @@ class DockerBackend:
             kill()
             waiter.join(30)
         duration = time.monotonic() - start
+        stats.stop()
         finished.set()
         out.join(STREAM_JOIN_S)
         err.join(STREAM_JOIN_S)
@@ -394,7 +492,12 @@ class DockerBackend:
                 exit_code = state.get("ExitCode")
         except Exception:
             pass
-        result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration, cpu_s=0.0,
-                                 peak_memory_mb=0.0, backend=self.name, isolated=self.isolated, oom_killed=oom_killed)
+        if not oom_killed and exit_code == 137 and not killed.is_set():
+            # podman (cgroup v1, conmon) does not report OOMKilled: a SIGKILL the harness did not send, with the
+            # sampled memory at half the limit or more, is the kernel's OOM killer
+            oom_killed = stats.peak_memory_mb >= 0.5 * limits.memory_mb
+        result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration,
+                                 cpu_s=stats.cpu_s, peak_memory_mb=stats.peak_memory_mb, backend=self.name,
+                                 isolated=self.isolated, oom_killed=oom_killed)
         result.stop_reason = stop_reason
         return result
