@@ -819,8 +819,9 @@ def _params():
         params.append(pytest.param("local", attack, id=f"local-{attack.name}", marks=marks))
         if attack.warm:
             params.append(pytest.param("warm-bwrap", attack, id=f"warm-bwrap-{attack.name}"))
-        # every attack against the docker backend too, on a live engine (skipped with the reason without one)
-        params.append(pytest.param("docker", attack, id=f"docker-{attack.name}"))
+        # every attack against the docker backend too, on a live engine (skipped with the reason without one);
+        # ~0.5 s of container start each, so with the slow tests (CI runs them)
+        params.append(pytest.param("docker", attack, id=f"docker-{attack.name}", marks=[pytest.mark.slow]))
     return params
 
 
