@@ -116,6 +116,21 @@ def micro_task_id(seed_task: str, seed: int, index: int) -> str:
     return f"micro-{seed_task}-s{seed}-{index:03d}"
 
 
+def _copy_grader(seed: TaskSpec, folder: Path) -> None:
+    """The seed's grader into the variant's ``folder``, with what it loads: its file, or the whole folder it
+    lies in (an imported competition's ``competition/`` package), and the libraries beside it (folders of
+    the seed holding packages, e.g. ``mlebench_lib/``)."""
+    assert seed.grader is not None
+    top = Path(seed.grader.file).parts[0]
+    for item in seed.folder.iterdir():
+        if item.name == "__pycache__":
+            continue
+        if item.is_dir() and (item.name == top or any(item.glob("*/__init__.py"))):
+            shutil.copytree(item, folder / item.name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif item.name == top:
+            shutil.copyfile(item, folder / item.name)
+
+
 def write_micro_task(seed: TaskSpec, plan: dict[str, Any], dna: TaskDNA, root: Path) -> Path:
     """Write the folder of a micro variant of ``seed`` (its spec, with a new id, tags and leaderboard)."""
     from dojoflow.synth.micro import MICRO_GENERATOR, MICRO_VERSION
@@ -134,7 +149,7 @@ def write_micro_task(seed: TaskSpec, plan: dict[str, Any], dna: TaskDNA, root: P
     spec["tags"] = tags
     spec["leaderboard"] = {"file": "leaderboard.csv", "provenance": "reference"}
     if seed.grader is not None:  # the seed's own grader; the population needs to know what it predicts
-        shutil.copyfile(seed.folder / seed.grader.file, folder / seed.grader.file)
+        _copy_grader(seed, folder)
         tags["target_kind"] = "regression" if dna.target in ("regression", "multioutput", "time-series") \
             else "classification"
     _write_yaml(folder, spec)
