@@ -42,6 +42,7 @@ def run(codes: list[str], backend: str, settings, **config):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_things_in_the_harness_s_way_fail_a_step_not_the_episode(settings, backend):
     codes = [
         COPY_SAMPLE,  # 0: a valid submission
@@ -88,6 +89,7 @@ def small_home(tmp_path, monkeypatch):
         subprocess.run(["umount", "-l", str(home)], check=False)
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_a_full_disk_fails_the_step_and_the_episode_is_still_recorded(small_home):
     from dojoflow.config import get_settings
     from dojoflow.storage.results import load_results

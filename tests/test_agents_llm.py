@@ -65,6 +65,7 @@ def react_agent(server, tmp_path, **kwargs):
     return ReActAgent(model="gpt-4o-mini", base_url=server.base_url, cache_dir=str(tmp_path / "cache"), **kwargs)
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_react_repairs_bad_json_debugs_and_submits_then_replays_from_cache(settings, tmp_path):
     with ScriptedLLMServer(react_responder) as server:
         result = episode(settings, react_agent(server, tmp_path), max_steps=6)
@@ -211,6 +212,7 @@ def star_responder():
     return reply
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_star_candidates_merge_ablation_refinement_ensemble_and_checks(settings, tmp_path):
     responder = star_responder()
     with ScriptedLLMServer(responder) as server:

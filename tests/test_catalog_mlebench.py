@@ -265,6 +265,7 @@ def test_external_metric_follows_the_inferred_direction(tmp_path, monkeypatch):
     assert spec.metric.higher_is_better is False and spec.metric.is_better(0.1, 0.2)
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_baseline_runs_a_full_episode_on_an_imported_competition(imported):
     from dojoflow.config import get_settings
     from dojoflow.flows.episode import EpisodeConfig, drive_episode

@@ -329,6 +329,7 @@ def test_metric_direction_reads_the_class_without_running_it(tmp_path):
 
 
 @pytest.mark.skipif(not DOJO_BOARDS.is_dir(), reason="needs ../shared/data/mledojo-leaderboards")
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_catalog_lists_200_plus_tasks_with_real_human_leaderboards(tmp_path, monkeypatch):
     """All 202 competitions imported (folders written from the shared boards, with the tests' metric class and
     an empty prepare): `dojoflow tasks list` shows 200+ tasks with real human leaderboards."""

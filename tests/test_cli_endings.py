@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from task_copies import penguins_copy_failing_prepare
 
 DOJOFLOW = str(Path(sys.executable).parent / "dojoflow")
@@ -26,6 +27,7 @@ def _dead_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_an_llm_endpoint_that_fails_is_the_agents_end_exit_0_with_the_reason(tmp_path):
     proc = _run("run", "--task", "iris-species", "--agent", "react", "--model", "m", "--base-url",
                 f"http://127.0.0.1:{_dead_port()}/v1", "--agent-option", "max_retries=0", "--no-prefect", "--json",

@@ -11,7 +11,8 @@ from dojoflow.flows.episode import EpisodeConfig, drive_episode
 from dojoflow.infra.sandbox import ExecutionLimits
 from dojoflow.storage.trajectory import read_trajectory
 
-BUILTIN = ["breast-cancer", "digits", "penguins-body-mass"]
+# digits (the largest of the three) with the slow tests: ~25 s on 2 cores
+BUILTIN = ["breast-cancer", pytest.param("digits", marks=pytest.mark.slow), "penguins-body-mass"]
 
 
 def _env(settings, task="penguins-body-mass", **kwargs) -> MLEEnvironment:
@@ -37,6 +38,7 @@ def test_baseline_episode_is_valid_and_recorded(settings, task):
     assert rows.loc[result.episode_id, "score"] == result.score and rows.loc[result.episode_id, "valid"]
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_same_seed_gives_same_score(settings):
     first = drive_episode(EpisodeConfig(task_id="breast-cancer", seed=3, max_steps=3, track=False), settings=settings)
     second = drive_episode(EpisodeConfig(task_id="breast-cancer", seed=3, max_steps=3, track=False), settings=settings)

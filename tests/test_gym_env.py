@@ -162,6 +162,7 @@ def test_vector_env_steps_in_parallel_without_sharing_workspaces(settings):
         envs.close()
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_gym_loop_and_episode_flow_give_the_same_trajectory(settings):
     from dojoflow.agents.baseline import BaselineAgent
     from dojoflow.dojo.observation import Observation

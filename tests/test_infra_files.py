@@ -1,7 +1,8 @@
 """The production stack's files: valid YAML with the services, wiring and settings the docs promise.
 
-No Docker engine runs here, so the stack itself is not started; tests/test_cluster.py runs the same
-services as local processes instead.
+The compose stack itself is not started (its services but the worker need registry images, see
+docs/cluster.md); tests/test_cluster.py runs the same services as local processes, and tests/test_docker_pool.py
+runs the worker's image on a live engine.
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ def project_pins() -> dict[str, str]:
 
 
 def image_pins(text: str) -> dict[str, str]:
+    """The pins a Dockerfile installs: quoted ``"name==version"`` arguments, and the lines of the requirements
+    files (beside it in infra/docker/) it installs with ``-r``."""
     import re
 
-    return {m.group(1).lower(): m.group(2) for m in re.finditer(r'"([A-Za-z0-9_.-]+)==([^"]+)"', text)}
+    pins = {m.group(1).lower(): m.group(2) for m in re.finditer(r'"([A-Za-z0-9_.-]+)==([^"]+)"', text)}
+    for requirements in re.findall(r"-r\s+\S*?(requirements[A-Za-z0-9_.-]*\.txt)", text):
+        for line in (INFRA / "docker" / requirements).read_text().splitlines():
+            if m := re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip()):
+                pins[m.group(1).lower()] = m.group(2)
+    return pins
 
 
 def test_sandbox_images_pin_the_projects_library_versions():

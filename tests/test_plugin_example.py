@@ -32,6 +32,7 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_plugin_agent_backend_and_metric_through_dojoflow_run():
     proc = _run("run", "--task", "diabetes-median-error", "--agent", "knn", "--sandbox", "counting-local",
                 "--no-prefect", "--json", DOJOFLOW_TASK_PATH=str(PLUGIN / "tasks"))

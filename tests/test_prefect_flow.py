@@ -57,6 +57,7 @@ def test_episode_flow_runs_the_dag_and_is_tracked(prefect_api, settings):
     assert {"steps/000/code.py", "steps/000/stdout.txt", "steps/000/submission.csv"} <= step_files
 
 
+@pytest.mark.slow  # over ~8 s on 2 cores: CI runs it with -m slow
 def test_prefect_and_plain_paths_give_the_same_trajectory(prefect_api, settings):
     from dojoflow.flows.episode import EpisodeConfig, drive_episode
     from dojoflow.flows.prefect_episode import episode_flow

@@ -806,17 +806,22 @@ ATTACKS = [
 ]
 
 
+SLOW_ATTACKS = {"processes_share_one_memory_limit"}  # ~10 s each (a pool that waits for a killed worker)
+
+
 def _params():
     params = []
     for attack in ATTACKS:
-        params.append(pytest.param("bwrap", attack, id=f"bwrap-{attack.name}"))
+        slow = [pytest.mark.slow] if attack.name in SLOW_ATTACKS else []
+        params.append(pytest.param("bwrap", attack, id=f"bwrap-{attack.name}", marks=slow))
         marks = []
         if attack.local == "xfail":
             marks = [pytest.mark.xfail(strict=False, reason=f"local cannot stop this: {attack.why}")]
         elif attack.local == "skip":
             marks = [pytest.mark.skip(
                 reason=f"local cannot stop this and running it would harm the host: {attack.why}")]
-        params.append(pytest.param("local", attack, id=f"local-{attack.name}", marks=marks))
+        # local is not a sandbox: what it cannot stop is documented by these, run with the slow tests
+        params.append(pytest.param("local", attack, id=f"local-{attack.name}", marks=[*marks, pytest.mark.slow]))
         if attack.warm:
             params.append(pytest.param("warm-bwrap", attack, id=f"warm-bwrap-{attack.name}"))
         # every attack against the docker backend too, on a live engine (skipped with the reason without one);
