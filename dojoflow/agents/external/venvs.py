@@ -85,8 +85,15 @@ def _pip(folder: Path, args: list[str]) -> None:
 
 
 def ensure_venv(recipe: VenvRecipe, root: Path | None = None) -> Path:
-    """The folder of ``recipe``'s environment under ``root`` (default :func:`cache_dir`), built if missing."""
-    folder = (root or cache_dir()) / recipe.name
+    """The folder of ``recipe``'s environment under ``root`` (default :func:`cache_dir`), built if missing.
+
+    One per harness environment (its folder name ends in a hash of ``sys.prefix``): the environment's ``.pth``
+    points at the harness's own libraries, and a sandbox exposes only the harness that runs it, so an
+    environment built by another checkout's harness would miss them."""
+    import hashlib
+
+    harness = hashlib.sha256(str(Path(sys.prefix).resolve()).encode()).hexdigest()[:8]
+    folder = (root or cache_dir()) / f"{recipe.name}-{harness}"
     if is_ready(folder, recipe):
         return folder
     venv.EnvBuilder(clear=True, with_pip=False, symlinks=True).create(folder)
