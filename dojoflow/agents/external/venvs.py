@@ -92,8 +92,8 @@ def ensure_venv(recipe: VenvRecipe, root: Path | None = None) -> Path:
     environment built by another checkout's harness would miss them."""
     import hashlib
 
-    harness = hashlib.sha256(str(Path(sys.prefix).resolve()).encode()).hexdigest()[:8]
-    folder = (root or cache_dir()) / f"{recipe.name}-{harness}"
+    harness_id = hashlib.sha256(str(Path(sys.prefix).resolve()).encode()).hexdigest()[:8]
+    folder = (root or cache_dir()) / f"{recipe.name}-{harness_id}"
     if is_ready(folder, recipe):
         return folder
     venv.EnvBuilder(clear=True, with_pip=False, symlinks=True).create(folder)
