@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from dojoflow.cli.common import console, human_size
+from dojoflow.cli.common import console
+from dojoflow.dojo.layout import human_size
 
 app = typer.Typer(help="Inspect and clean the prepared-data cache.", no_args_is_help=True)
 

@@ -103,13 +103,6 @@ def fmt(value: Any, digits: int = 4) -> str:
     return format_value(value, digits)
 
 
-def human_size(n: float) -> str:
-    """Bytes as B, KiB, MiB or GiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def prefect_ready() -> None:

@@ -7,8 +7,9 @@ import re
 import typer
 from rich.table import Table
 
-from dojoflow.cli.common import console, human_size
+from dojoflow.cli.common import console
 from dojoflow.config import get_settings
+from dojoflow.dojo.layout import human_size
 from dojoflow.errors import UsageError
 
 app = typer.Typer(help="List and prune episode folders ($DOJOFLOW_HOME/episodes).", no_args_is_help=True)

@@ -26,12 +26,12 @@ HEAD_ROWS = 3
 
 
 def human_size(size: float) -> str:
-    """``1536`` -> ``1.5 KB``."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+    """Bytes in binary units: ``1536`` -> ``1.5 KiB`` (also the CLI's sizes)."""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    return f"{size:.1f} GB"
+    return f"{size:.1f} GiB"
 
 
 def _tree(root: Path, folder: Path, depth: int, lines: list[str]) -> None:

@@ -22,7 +22,8 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +33,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 PACKAGE_PREFIX = "dojoflow_competition_"
+IMPORT_PREPARE_TIMEOUT_S = 1800.0  # the competition's preparation at import (learning its submission columns)
 
 
 # -- per-competition outcomes ------------------------------------------------------------------------------
@@ -130,6 +132,25 @@ def is_public_id(value: Any, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / float(1 << 256) < fraction
 
 
+@contextmanager
+def prepared_at_import(staging: Path, dest: Path, raw: Path, cid: str, entry: str, label: str) -> Iterator[Path]:
+    """Run a staged competition's own preparation on ``raw`` at import time (in a sandboxed child process, as
+    every preparation: ``preparation.run_preparation_child`` with ``entry``) into a scratch folder under
+    ``dest``; yields that folder (its ``public/`` and ``private/``), removed afterwards. Importers read the
+    submission columns from it."""
+    import tempfile
+
+    from dojoflow.tasks_catalog.preparation import run_preparation_child
+
+    with tempfile.TemporaryDirectory(prefix=f".tmp-prepare-{cid}-", dir=dest) as scratch:
+        root = Path(scratch)
+        (root / "public").mkdir()
+        (root / "private").mkdir()
+        run_preparation_child(staging, root / "public", root / "private", root / "prepare.log",
+                              IMPORT_PREPARE_TIMEOUT_S, raw, entry=entry, label=label)
+        yield root
+
+
 # -- competition code as a package -------------------------------------------------------------------------
 def package_name(folder: Path) -> str:
     """The unique package name a competition folder is loaded under (its name plus a hash of its path)."""
@@ -219,5 +240,6 @@ def load_package_function(folder: Path, module: str, function: str, library_path
     return fn
 
 
-__all__ = ["ImportOutcome", "ImportSummary", "MissingModuleError", "is_public_id", "load_package_function",
-           "load_package_module", "one_line", "package_name", "run_each"]
+__all__ = ["IMPORT_PREPARE_TIMEOUT_S", "ImportOutcome", "ImportSummary", "MissingModuleError", "is_public_id",
+           "load_package_function", "load_package_module", "one_line", "package_name", "prepared_at_import",
+           "run_each"]

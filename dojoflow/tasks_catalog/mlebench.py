@@ -50,7 +50,6 @@ import importlib.util
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,18 +65,18 @@ from dojoflow.tasks_catalog.importing import (
     MissingModuleError,
     is_public_id,
     load_package_function,
+    prepared_at_import,
     run_each,
 )
 from dojoflow.tasks_catalog.kinds import PREPARE_RAW_ENV
 from dojoflow.tasks_catalog.leaderboard import LeaderboardError, load_leaderboard
-from dojoflow.tasks_catalog.preparation import load_file_module, run_preparation_child
+from dojoflow.tasks_catalog.preparation import load_file_module
 
 SPLITS_DIR = Path(__file__).parent / "mlebench_splits"
 SPLIT_FILES = {"lite": "low.txt", "low": "low.txt", "medium": "medium.txt", "high": "high.txt",
                "split75": "split75.txt", "all": "split75.txt", "dev": "dev.txt"}
 DIFFICULTY = {"low.txt": "easy", "medium.txt": "medium", "high.txt": "hard"}
 RAW_ENV = "DOJOFLOW_MLEBENCH_RAW"
-IMPORT_PREPARE_TIMEOUT_S = 1800.0  # the competition's preparation at import (learning its submission columns)
 GRADE_FILE = "mlebench_grade.py"  # the layout of imports before competition/ (still graded)
 PREPARE_FILE = "mlebench_prepare.py"
 CONFIG_FILE = "mlebench_config.yaml"
@@ -453,14 +452,9 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
         except BenchmarkImportError as exc:
             raw, note = None, str(exc)
         if raw is not None:  # the competition's own code: in a child process, sandboxed like every preparation
-            with tempfile.TemporaryDirectory(prefix=f".tmp-prepare-{cid}-", dir=dest) as scratch:
-                public, private = Path(scratch) / "public", Path(scratch) / "private"
-                public.mkdir()
-                private.mkdir()
-                run_preparation_child(staging, public, private, Path(scratch) / "prepare.log", IMPORT_PREPARE_TIMEOUT_S,
-                                      raw, entry=f"{__name__}:prepare_competition_folder",
-                                      label=f"{folder / (prepare_module + '.py')}")
-                sample_path, answers_path = Path(scratch) / sample_rel, Path(scratch) / answers_rel
+            with prepared_at_import(staging, dest, raw, cid, entry=f"{__name__}:prepare_competition_folder",
+                                    label=f"{folder / (prepare_module + '.py')}") as scratch:
+                sample_path, answers_path = scratch / sample_rel, scratch / answers_rel
                 if not sample_path.is_file():
                     raise BenchmarkImportError(f"{folder / (prepare_module + '.py')}: prepare() wrote no {sample_rel} "
                                                f"(config.yaml's dataset.sample_submission)")
