@@ -85,11 +85,12 @@ def serve_uis(settings: Settings, prefect_port: int, mlflow_port: int, console: 
     from dojoflow.links import write_served
 
     check_ports_free({"prefect": prefect_port, "mlflow": mlflow_port})
-    ui_enabled = os.environ.get("PREFECT_UI_ENABLED", "true")  # the user's choice, before the CI default
     configure_prefect_environment(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = {name: Path(tempfile.mkstemp(prefix=f"dojoflow-ui-{name}-", suffix=".log")[1]) for name in PORT_OPTIONS}
-    env = {**os.environ, "PREFECT_UI_ENABLED": ui_enabled}
+    # the dashboard is what this command is for: an inherited PREFECT_UI_ENABLED=false (dojoflow's own default
+    # under CI=true, passed down to every child process) would leave an API that answers {"detail":"Not Found"}
+    env = {**os.environ, "PREFECT_UI_ENABLED": "true"}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # Prefect's UI finds its API at the server's configured port (4200), not at the --port it was started with
     env.setdefault("PREFECT_UI_API_URL", f"http://127.0.0.1:{prefect_port}/api")

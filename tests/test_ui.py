@@ -51,9 +51,9 @@ def test_ui_commands_use_dojoflow_stores(settings):
 @pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
 def test_ui_serves_prefect_and_mlflow(tmp_path):
     prefect_port, mlflow_port = _free_port(), _free_port()
-    env = {**os.environ, "DOJOFLOW_HOME": str(tmp_path / "home"), "CI": "true"}
+    # as a CI test runner passes it down: dojoflow's CI default (UI off) is in the environment it inherits
+    env = {**os.environ, "DOJOFLOW_HOME": str(tmp_path / "home"), "CI": "true", "PREFECT_UI_ENABLED": "false"}
     env.pop("PREFECT_HOME", None)
-    env.pop("PREFECT_UI_ENABLED", None)
     proc = subprocess.Popen([str(Path(sys.executable).parent / "dojoflow"), "ui", "--prefect-port", str(prefect_port),
                              "--mlflow-port", str(mlflow_port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -65,6 +65,10 @@ def test_ui_serves_prefect_and_mlflow(tmp_path):
         # the Prefect UI (on, even under CI=true) calls the API on the port it was started on, not 4200
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/ui-settings", timeout=30) as reply:
             assert json.loads(reply.read())["api_url"] == f"http://127.0.0.1:{prefect_port}/api"
+        # ... and its pages are served (a disabled UI answers {"detail":"Not Found"} here)
+        page = urllib.request.Request(f"http://127.0.0.1:{prefect_port}/runs/flow-run/0", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(page, timeout=30) as reply:
+            assert b"<!DOCTYPE html>" in reply.read()
         os.kill(proc.pid, signal.SIGKILL)  # only `dojoflow ui` itself: its servers must end with it
         proc.wait(timeout=10)
         deadline = time.monotonic() + 30
