@@ -99,14 +99,19 @@ def test_prefect_telemetry_is_off(settings):
 
 
 @pytest.mark.slow  # tens of seconds on 2 cores: CI runs it with -m slow
-def test_sigterm_ends_a_run_promptly_and_keeps_its_partial_trajectory(tmp_path):
+@pytest.mark.parametrize("path", [["--no-prefect"], []], ids=["plain", "prefect"])
+def test_sigterm_ends_a_run_promptly_and_keeps_its_partial_trajectory(tmp_path, path):
+    """Inside a Prefect flow run SIGTERM arrives as Prefect's TerminationSignal, not KeyboardInterrupt: the
+    episode must still keep its steps and end its MLflow run KILLED (not leave it RUNNING)."""
     import json
     import signal
     import time
 
+    from mlflow.tracking import MlflowClient
+
     home = tmp_path / "home"
     proc = subprocess.Popen([DOJOFLOW, "run", "--task", "iris-species", "--agent", "baseline", "--max-steps", "6",
-                             "--no-prefect"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             *path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "DOJOFLOW_HOME": str(home)})
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(home.glob("episodes/*/steps/001/code.py")):
@@ -120,6 +125,9 @@ def test_sigterm_ends_a_run_promptly_and_keeps_its_partial_trajectory(tmp_path):
     trajectory = next(home.glob("episodes/*/trajectory.jsonl"))
     header = json.loads(trajectory.read_text().splitlines()[0])
     assert header["interrupted"] is True and header["steps"] >= 1
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [(r.info.status, r.data.tags.get("dojoflow.status")) for r in runs] == [("KILLED", "interrupted")]
 
 
 def test_old_recorded_episodes_are_pruned_and_unrecorded_ones_kept(tmp_path):

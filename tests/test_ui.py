@@ -66,7 +66,8 @@ def test_ui_serves_prefect_and_mlflow(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/ui-settings", timeout=30) as reply:
             assert json.loads(reply.read())["api_url"] == f"http://127.0.0.1:{prefect_port}/api"
         # ... and its pages are served (a disabled UI answers {"detail":"Not Found"} here)
-        page = urllib.request.Request(f"http://127.0.0.1:{prefect_port}/runs/flow-run/0", headers={"Accept": "text/html"})
+        page = urllib.request.Request(f"http://127.0.0.1:{prefect_port}/runs/flow-run/0",
+                                      headers={"Accept": "text/html"})
         with urllib.request.urlopen(page, timeout=30) as reply:
             assert b"<!DOCTYPE html>" in reply.read()
         os.kill(proc.pid, signal.SIGKILL)  # only `dojoflow ui` itself: its servers must end with it

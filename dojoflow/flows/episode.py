@@ -37,6 +37,7 @@ from dojoflow.dojo.observation import Observation
 from dojoflow.dojo.summary import EpisodeResult, summarize
 from dojoflow.dojo.workspace_files import WORKSPACE_AT_END
 from dojoflow.flows.config import EpisodeConfig
+from dojoflow.flows.failures import is_interruption
 from dojoflow.infra.gpu import GpuPool, detect_gpus
 from dojoflow.infra.sandbox import ExecutionResult
 from dojoflow.provenance import provenance_key
@@ -416,12 +417,14 @@ def drive_episode(config: EpisodeConfig, steps: EpisodeSteps = PLAIN_STEPS, sett
             gpu = stack.enter_context(GpuPool().lease()) if spec.resources.gpu and detect_gpus() \
                 else None  # a task where a GPU helps still runs on CPU where there is none
             return _drive(config, spec, _Timed(steps), settings, agent, gpu, tracker, progress, log)
-    except KeyboardInterrupt:  # SIGINT / SIGTERM: keep what the episode did before it stops
-        if progress.env is not None:
-            _save_partial(progress.env, config, "interrupted (SIGINT or SIGTERM) before the final grade")
-        tracker.kill()
-        raise
-    except Exception as exc:
+    except BaseException as exc:
+        if is_interruption(exc):  # SIGINT / SIGTERM: keep what the episode did before it stops
+            if progress.env is not None:
+                _save_partial(progress.env, config, "interrupted (SIGINT or SIGTERM) before the final grade")
+            tracker.kill()
+            raise
+        if not isinstance(exc, Exception):
+            raise  # SystemExit, a Prefect control signal: not the episode's failure
         failed = record_failure(config, settings, exc, tracker, progress.env, time.monotonic() - started,
                                 progress.spec)
         if failures is not None:

@@ -53,3 +53,19 @@ def describe(exc: BaseException) -> str:
     """``<Type>: <message>`` on one line (the end reason of a failed episode)."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_interruption(exc: BaseException) -> bool:
+    """SIGINT, or SIGTERM as it arrives inside a Prefect flow run.
+
+    The CLI turns SIGTERM into ``KeyboardInterrupt``; inside a flow run Prefect's engine replaces that handler
+    with its own, which raises ``prefect.exceptions.TerminationSignal`` (a ``BaseException``, not a
+    ``KeyboardInterrupt``) - the signal a worker's cancellation, a node drain or ``kill`` sends. Both must end
+    the episode's run KILLED and keep its partial trajectory. Prefect is only consulted when it is loaded:
+    nothing else raises its signals."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    import sys
+
+    prefect_exceptions = sys.modules.get("prefect.exceptions")
+    return prefect_exceptions is not None and isinstance(exc, prefect_exceptions.TerminationSignal)
