@@ -10,28 +10,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from scripted_agent import ScriptedAgent
 
-from dojoflow.dojo.actions import Action
 from dojoflow.flows.episode import EpisodeConfig, drive_episode
 from dojoflow.infra.sandbox.bwrap import bwrap_available
 
 COPY_SAMPLE = "import shutil\nshutil.copy('data/sample_submission.csv', 'submission.csv')\n"
 BACKENDS = ["warm-bwrap", "bwrap", "local"] if bwrap_available()[0] else ["local"]
-
-
-class ScriptedAgent:
-    """Runs the given code steps in order, then submits."""
-
-    name = "scripted"
-
-    def __init__(self, codes: list[str]) -> None:
-        self.codes, self.last_step_info = list(codes), {}
-
-    def reset(self, observation, seed) -> None:
-        self.queue = list(self.codes)
-
-    def act(self, observation) -> Action:
-        return Action("execute_code", code=self.queue.pop(0)) if self.queue else Action("submit")
 
 
 def run(codes: list[str], backend: str, settings, **config):

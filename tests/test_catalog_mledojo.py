@@ -273,7 +273,9 @@ def test_cli_import_exits_non_zero_on_failures_and_lists_sources(checkout):
     assert "public leaderboard" in shown.output and "direction" in shown.output and "disagree" not in shown.output
 
 
-def test_competition_in_mlebench_and_mledojo_is_one_task(checkout, tmp_path):
+@pytest.mark.parametrize("order", ["mlebench-first", "mledojo-first"])
+def test_competition_in_mlebench_and_mledojo_is_one_task(checkout, tmp_path, order):
+    """Either import order (and importing MLE-bench again afterwards) gives the same one task."""
     from test_catalog_mlebench import write_competition as write_mlebench
     from typer.testing import CliRunner
 
@@ -283,9 +285,16 @@ def test_competition_in_mlebench_and_mledojo_is_one_task(checkout, tmp_path):
     root, _, _ = checkout
     (root / "mledojo" / "competitions" / "tiny-dojo" / "info" / "private_leaderboard.csv").write_text(
         board([0.97 - 0.01 * i for i in range(25)]))  # MLE-Dojo's copy of the board differs from MLE-bench's
-    mlebench.import_competitions(write_mlebench(tmp_path / "mlebench", "tiny-dojo").parent)
-    outcome = import_competitions(root, ids=["tiny-dojo"])[0]
-    assert outcome.ok and outcome.sources == ["mlebench", "mledojo"]
+    mlebench_folder = write_mlebench(tmp_path / "mlebench", "tiny-dojo").parent
+    if order == "mlebench-first":
+        mlebench.import_competitions(mlebench_folder)
+        outcome = import_competitions(root, ids=["tiny-dojo"])[0]
+        assert outcome.ok and outcome.sources == ["mlebench", "mledojo"]
+    else:
+        assert import_competitions(root, ids=["tiny-dojo"])[0].ok
+        assert get_task("tiny-dojo").task_type == "mledojo-import"
+        mlebench.import_competitions(mlebench_folder)
+    mlebench.import_competitions(mlebench_folder)  # a re-import of MLE-bench keeps MLE-Dojo's part
     spec = get_task("tiny-dojo")
     assert spec.task_type == "mlebench-import" and task_sources(spec) == ["mlebench", "mledojo"]
     assert spec.leaderboard.public_file and "mledojo-lite" in spec.splits and "boards differ" in spec.tags["boards"]

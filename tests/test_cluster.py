@@ -8,92 +8,35 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
+from service_stack import BIN, ServiceStack, post
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-BIN = Path(sys.executable).parent
 BUCKET = "dojoflow-cluster"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer within {seconds} s")
-
-
-def _post(url: str, body: dict) -> list:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    ports = {name: _port() for name in ("prefect", "mlflow", "s3")}
-    s3 = f"http://127.0.0.1:{ports['s3']}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DOJOFLOW_"))}
-    base.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-                PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
-    env = {**base, "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
-           "DOJOFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
-           "DOJOFLOW_ARTIFACT_STORE": f"s3://{BUCKET}/artifacts", "DOJOFLOW_S3_ENDPOINT_URL": s3,
-           "DOJOFLOW_SANDBOX": "local"}
-    procs: list[subprocess.Popen] = []
-
-    def start(argv, extra, name):
-        log = (tmp_path / f"{name}.log").open("w")
-        proc = subprocess.Popen(argv, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=tmp_path)
-        procs.append(proc)
-        return proc
-
-    start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], {}, "moto")
-    start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(ports["prefect"])],
-          {"PREFECT_HOME": str(tmp_path / "prefect-server"), "PREFECT_API_URL": ""}, "prefect")
-    _wait(f"{s3}", 30)
-    boto3.client("s3", endpoint_url=s3, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports["mlflow"]),
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "--artifacts-destination", f"s3://{BUCKET}/mlflow"], {"MLFLOW_S3_ENDPOINT_URL": s3}, "mlflow")
-    _wait(f"http://127.0.0.1:{ports['prefect']}/api/health", 180)
-    _wait(f"http://127.0.0.1:{ports['mlflow']}/health", 120)
-    submit = {**env, "DOJOFLOW_HOME": str(tmp_path / "submit")}
-    subprocess.run([str(BIN / "dojoflow"), "deploy", "--pool", "cluster-pool", "--name", "dojoflow"], env=submit,
-                   check=True, capture_output=True, timeout=120)
-    workers = [start([str(BIN / "prefect"), "worker", "start", "--pool", "cluster-pool", "--type", "process"],
-                     {"DOJOFLOW_HOME": str(tmp_path / f"worker{i}")}, f"worker{i}") for i in range(2)]
-    yield {"env": submit, "ports": ports, "s3": s3, "workers": workers, "tmp": tmp_path}
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "test")
+    stack = ServiceStack(tmp_path, BUCKET)
+    stack.env["DOJOFLOW_SANDBOX"] = "local"
+    try:
+        stack.up()
+        submit = stack.submitter_env()
+        subprocess.run([str(BIN / "dojoflow"), "deploy", "--pool", "cluster-pool", "--name", "dojoflow"],
+                       env=submit, check=True, capture_output=True, timeout=120)
+        workers = [stack.start([str(BIN / "prefect"), "worker", "start", "--pool", "cluster-pool", "--type",
+                                "process"], {"DOJOFLOW_HOME": str(tmp_path / f"worker{i}")}, f"worker{i}")
+                   for i in range(2)]
+        yield {"env": submit, "ports": stack.ports, "s3": stack.s3, "workers": workers, "tmp": tmp_path}
+    finally:
+        stack.stop()
 
 
 def test_sweep_survives_a_killed_worker(cluster):
@@ -110,7 +53,7 @@ def test_sweep_survives_a_killed_worker(cluster):
     deadline = time.monotonic() + 240
     killed = False
     while time.monotonic() < deadline and not killed:
-        running = _post(f"{api}/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})
+        running = post(f"{api}/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})
         children = Path(f"/proc/{victim.pid}/task/{victim.pid}/children")
         if running and children.exists() and children.read_text().split():
             os.killpg(victim.pid, signal.SIGKILL)  # the worker and the episodes it runs

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import boto3
 import pytest
-from test_cluster import _port, _post, _wait
+from service_stack import BIN, S3_CREDENTIALS, ServiceStack, post
 
 from conftest import require_image
 
 pytest.importorskip("prefect_docker")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-BIN = Path(sys.executable).parent
 BUCKET = "dojoflow-docker-pool"
 IMAGE = "dojoflow-worker:latest"
 POOL = "docker-pool"
@@ -31,64 +28,34 @@ POOL = "docker-pool"
 @pytest.fixture
 def stack(tmp_path, docker_engine, monkeypatch):
     require_image(docker_engine, IMAGE)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    ports = {name: _port() for name in ("prefect", "mlflow", "s3")}
-    s3 = f"http://127.0.0.1:{ports['s3']}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DOJOFLOW_"))}
-    base.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-                PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING")
-    stores = {"DOJOFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
-              "DOJOFLOW_ARTIFACT_STORE": f"s3://{BUCKET}/artifacts", "DOJOFLOW_S3_ENDPOINT_URL": s3}
-    env = {**base, **stores, "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api"}
-    procs: list[subprocess.Popen] = []
-
-    def start(argv, extra, name):
-        log = (tmp_path / f"{name}.log").open("w")
-        proc = subprocess.Popen(argv, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=tmp_path)
-        procs.append(proc)
-        return proc
-
-    start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], {}, "moto")
-    start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(ports["prefect"])],
-          {"PREFECT_HOME": str(tmp_path / "prefect-server"), "PREFECT_API_URL": ""}, "prefect")
-    _wait(s3, 30)
-    boto3.client("s3", endpoint_url=s3, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports["mlflow"]),
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "--artifacts-destination", f"s3://{BUCKET}/mlflow"], {"MLFLOW_S3_ENDPOINT_URL": s3}, "mlflow")
-    _wait(f"http://127.0.0.1:{ports['prefect']}/api/health", 180)
-    _wait(f"http://127.0.0.1:{ports['mlflow']}/health", 120)
-    submit = {**env, "DOJOFLOW_HOME": str(tmp_path / "submit")}
-    # the flow-run containers: host networking (the services listen on 127.0.0.1), the stores' settings, the
-    # local sandbox inside the container (the container is the isolation here), the image never pulled; no
-    # streamed output: the worker's logs(follow=True) makes podman mark the running container exited
-    variables = {"image": IMAGE, "image_pull_policy": "Never", "network_mode": "host", "auto_remove": False,
-                 "stream_output": False,
-                 "env": {**stores, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                         "AWS_DEFAULT_REGION": "us-east-1", "DOJOFLOW_SANDBOX": "local",
-                         "PREFECT_LOGGING_LEVEL": "WARNING"}}
-    deploy = ("import json, sys\nfrom dojoflow.flows.deployment import deploy_episode_flow\n"
-              f"print(deploy_episode_flow({POOL!r}, 'dojoflow', json.loads(sys.argv[1]), pool_type='docker'))\n")
-    subprocess.run([sys.executable, "-c", deploy, json.dumps(variables)], env=submit, check=True,
-                   capture_output=True, timeout=180)
-    worker = start([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "docker", "--limit", "2"],
-                   {"DOJOFLOW_HOME": str(tmp_path / "worker"), "DOCKER_HOST": os.environ["DOCKER_HOST"]}
-                   if "DOCKER_HOST" in os.environ else {"DOJOFLOW_HOME": str(tmp_path / "worker")}, "worker")
-    yield {"env": submit, "ports": ports, "s3": s3, "worker": worker, "tmp": tmp_path, "client": docker_engine}
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    for container in docker_engine.containers.list(all=True, filters={"label": "io.prefect.flow-run-id"}):
-        container.remove(force=True)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "test")
+    services = ServiceStack(tmp_path, BUCKET)
+    try:
+        services.up()
+        submit = services.submitter_env()
+        # the flow-run containers: host networking (the services listen on 127.0.0.1), the stores' settings, the
+        # local sandbox inside the container (the container is the isolation here), the image never pulled; no
+        # streamed output: the worker's logs(follow=True) makes podman mark the running container exited
+        variables = {"image": IMAGE, "image_pull_policy": "Never", "network_mode": "host", "auto_remove": False,
+                     "stream_output": False,
+                     "env": {**services.stores, **S3_CREDENTIALS, "DOJOFLOW_SANDBOX": "local",
+                             "PREFECT_LOGGING_LEVEL": "WARNING"}}
+        deploy = ("import json, sys\nfrom dojoflow.flows.deployment import deploy_episode_flow\n"
+                  f"print(deploy_episode_flow({POOL!r}, 'dojoflow', json.loads(sys.argv[1]), pool_type='docker'))\n")
+        subprocess.run([sys.executable, "-c", deploy, json.dumps(variables)], env=submit, check=True,
+                       capture_output=True, timeout=180)
+        home = {"DOJOFLOW_HOME": str(tmp_path / "worker")}
+        worker = services.start([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "docker",
+                                 "--limit", "2"],
+                                {**home, "DOCKER_HOST": os.environ["DOCKER_HOST"]} if "DOCKER_HOST" in os.environ
+                                else home, "worker")
+        yield {"env": submit, "ports": services.ports, "s3": services.s3, "worker": worker, "tmp": tmp_path,
+               "client": docker_engine}
+    finally:
+        services.stop()
+        for container in docker_engine.containers.list(all=True, filters={"label": "io.prefect.flow-run-id"}):
+            container.remove(force=True)
 
 
 def _flow_run_containers(client) -> list:
@@ -96,14 +63,14 @@ def _flow_run_containers(client) -> list:
 
 
 def _state(api: str, run_id: str) -> str:
-    return _post(f"{api}/flow_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})[0]["state"]["type"]
+    return post(f"{api}/flow_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})[0]["state"]["type"]
 
 
 def _kill_one_running_episode(client, api: str, sweep: subprocess.Popen) -> str | None:
     """Kill the container of the first flow run seen running (its episode started inside); its flow run id."""
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline and sweep.poll() is None:
-        running = {r["id"] for r in _post(f"{api}/flow_runs/filter",
+        running = {r["id"] for r in post(f"{api}/flow_runs/filter",
                                           {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})}
         for container in _flow_run_containers(client):
             run_id = container.labels.get("io.prefect.flow-run-id")
@@ -143,7 +110,7 @@ def test_sweep_through_a_docker_work_pool(stack):
 
     # the killed flow run crashed and its episode ran again, in a new flow run
     assert _state(api, victim) in ("CRASHED", "FAILED")
-    episode_runs = _post(f"{api}/flow_runs/filter", {"flow_runs": {"deployment_id": {"is_null_": False}}})
+    episode_runs = post(f"{api}/flow_runs/filter", {"flow_runs": {"deployment_id": {"is_null_": False}}})
     assert len(episode_runs) >= 5  # four episodes and at least one retry
 
     # every episode recorded exactly once: results rows and MLflow runs

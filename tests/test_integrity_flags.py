@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from scripted_agent import ScriptedAgent
 
 from dojoflow.agents.baseline import write_script
 from dojoflow.dojo.actions import Action
@@ -189,11 +190,12 @@ def test_plagiarism_corpus_takes_user_notebooks(settings, tmp_path):
 def test_flags_are_recorded_and_never_change_the_score(settings):
     from dojoflow.storage.results import load_results
 
-    agent = _Scripted([LEAKY])
+    agent = ScriptedAgent([LEAKY])
     config = EpisodeConfig(task_id=TASK, agent="scripted", max_steps=2, track=False, sandbox=BACKENDS[0])
     flagged = drive_episode(config, settings=settings, agent=agent)
     plain = drive_episode(EpisodeConfig(task_id=TASK, agent="scripted", max_steps=2, track=False,
-                                        sandbox=BACKENDS[0], integrity=()), settings=settings, agent=_Scripted([LEAKY]))
+                                        sandbox=BACKENDS[0], integrity=()), settings=settings,
+                          agent=ScriptedAgent([LEAKY]))
     assert flagged.integrity_flags == [LEAKAGE] and plain.integrity_flags == []
     assert flagged.score == plain.score and flagged.medal == plain.medal and flagged.valid
     assert flagged.integrity["passed"] == plain.integrity["passed"]  # the flags are not the pass/fail checks
@@ -216,19 +218,6 @@ def test_integrity_names_are_checked():
     with pytest.raises(UsageError, match="unknown integrity checks: plagiarsm"):
         EpisodeConfig(task_id=TASK, integrity="plagiarsm")
     assert not EpisodeConfig(task_id=TASK, integrity=(PLAGIARISM,)).audits_access
-
-
-class _Scripted:
-    name = "scripted"
-
-    def __init__(self, codes: list[str]) -> None:
-        self.codes, self.last_step_info = list(codes), {}
-
-    def reset(self, observation, seed) -> None:
-        self.queue = list(self.codes)
-
-    def act(self, observation) -> Action:
-        return Action("execute_code", code=self.queue.pop(0)) if self.queue else Action("submit")
 
 
 def _judged(settings, reply: str, code: str = HONEST):

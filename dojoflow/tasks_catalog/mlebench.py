@@ -70,6 +70,7 @@ from dojoflow.tasks_catalog.importing import (
 )
 from dojoflow.tasks_catalog.kinds import PREPARE_RAW_ENV
 from dojoflow.tasks_catalog.leaderboard import LeaderboardError, load_leaderboard
+from dojoflow.tasks_catalog.mledojo import keep_mledojo_part
 from dojoflow.tasks_catalog.preparation import load_file_module
 
 SPLITS_DIR = Path(__file__).parent / "mlebench_splits"
@@ -511,6 +512,7 @@ def import_competition(folder: Path, dest: Path | None = None, raw_dir: Path | s
         obfuscated = folder / "description_obfuscated.md"  # MLE-bench's contamination probe (dojo/obfuscation.py)
         if obfuscated.is_file():
             (staging / "description_obfuscated.md").write_text(obfuscated.read_text().rstrip() + "\n\n" + notes)
+        keep_mledojo_part(task, staging)  # imported from MLE-Dojo before: still one task with both sources
     from dojoflow.tasks_catalog.spec import load_spec
 
     load_spec(task)  # the written spec must validate

@@ -32,7 +32,8 @@ Leaderboards: the private board is ``leaderboard.csv`` (the final grade is place
 board ``public_leaderboard.csv`` (``leaderboard.public_file``: feedback on the public part of the test rows
 is placed there, as on Kaggle's public leaderboard). A competition already imported from MLE-bench stays one
 task: its MLE-bench grading is kept, the MLE-Dojo public board, splits and source are added, and whether
-MLE-bench's and MLE-Dojo's private boards agree is recorded (tag ``boards``).
+MLE-bench's and MLE-Dojo's private boards agree is recorded (tag ``boards``); the order of the two imports does not
+matter (MLE-bench's import carries an earlier MLE-Dojo part over: :func:`keep_mledojo_part`).
 
 Competition code is loaded as a package, and the public/private split of the test rows is made, by the
 importers' shared machinery (``tasks_catalog/importing.py``), as for MLE-bench's competitions.
@@ -62,6 +63,7 @@ PREPARED_ENV = "DOJOFLOW_MLEDOJO_PREPARED"
 PACKAGE = "mledojo_utils"  # the competition's utils/ inside the task folder
 SUPPORT = "mledojo_support"  # a minimal ``mledojo`` package the competition code imports from
 PUBLIC_BOARD = "public_leaderboard.csv"
+MLEDOJO_PRIVATE_BOARD = "mledojo_private_leaderboard.csv"  # in a task MLE-bench and MLE-Dojo share
 NO_PREPARATION = "no preparation: supply prepared data"
 SPLIT_NAMES = {"MLE-Lite": "mledojo-lite", "Tabular": "mledojo-tabular", "NLP": "mledojo-nlp", "CV": "mledojo-cv"}
 
@@ -272,13 +274,18 @@ def _board_comparison(mlebench_board: Path, mledojo_board: Path, higher: bool) -
 def _merge_into_mlebench(task: Path, folder: Path, outcome: ImportOutcome) -> None:
     """Add MLE-Dojo's public board, splits and source to a task imported from MLE-bench (one task, two
     sources): its MLE-bench preparation and grading stay."""
+    _merge_boards(task, folder / "info" / "public_leaderboard.csv", folder / "info" / "private_leaderboard.csv",
+                  outcome)
+
+
+def _merge_boards(task: Path, public_board: Path, private_board: Path, outcome: ImportOutcome) -> None:
+    """Write MLE-Dojo's two boards, its splits and the two-source tags into the MLE-bench task folder ``task``."""
     spec_path = task / "task.yaml"
     spec = yaml.safe_load(spec_path.read_text())
-    shutil.copyfile(folder / "info" / "public_leaderboard.csv", task / PUBLIC_BOARD)
-    shutil.copyfile(folder / "info" / "private_leaderboard.csv", task / "mledojo_private_leaderboard.csv")
+    shutil.copyfile(public_board, task / PUBLIC_BOARD)
+    shutil.copyfile(private_board, task / MLEDOJO_PRIVATE_BOARD)
     higher = spec["direction"] == "higher-is-better"
-    outcome.boards = _board_comparison(task / spec["leaderboard"]["file"], task / "mledojo_private_leaderboard.csv",
-                                       higher)
+    outcome.boards = _board_comparison(task / spec["leaderboard"]["file"], task / MLEDOJO_PRIVATE_BOARD, higher)
     if outcome.higher_is_better is not None and outcome.higher_is_better != higher:
         outcome.direction_flag = (f"MLE-Dojo's metric says {'higher' if outcome.higher_is_better else 'lower'}-is-"
                                   f"better, the MLE-bench task {spec['direction']} (kept)")
@@ -287,10 +294,37 @@ def _merge_into_mlebench(task: Path, folder: Path, outcome: ImportOutcome) -> No
     tags["splits"] = ",".join(splits + [s for s in outcome.splits if s not in splits])
     tags["sources"] = "mlebench,mledojo"
     tags["boards"] = outcome.boards
+    if outcome.direction_flag:
+        tags["direction_flag"] = outcome.direction_flag
     spec["leaderboard"]["public_file"] = PUBLIC_BOARD
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False, width=1000))
     outcome.sources = ["mlebench", "mledojo"]
     outcome.preparation = "MLE-bench's (kept)"
+
+
+def keep_mledojo_part(previous: Path, task: Path) -> str | None:
+    """MLE-bench's import replacing a task folder that MLE-Dojo's import wrote or joined (``previous``): carry
+    MLE-Dojo's boards and splits into the new MLE-bench folder ``task``, so that the two imports give the same
+    one task in either order. Returns the boards note, or None when ``previous`` has no MLE-Dojo part."""
+    try:
+        old = yaml.safe_load((previous / "task.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    tags = old.get("tags") or {}
+    if "mledojo" not in str(tags.get("sources", "")).split(","):
+        return None
+    standalone = old.get("task_type") == "mledojo-import"
+    private = previous / ("leaderboard.csv" if standalone else MLEDOJO_PRIVATE_BOARD)
+    if not (private.is_file() and (previous / PUBLIC_BOARD).is_file()):
+        return None
+    outcome = ImportOutcome(str(old.get("id", task.name)), ok=True,
+                            splits=[s for s in str(tags.get("splits", "")).split(",") if s.startswith("mledojo-")])
+    if standalone:  # its direction came from MLE-Dojo's metric class
+        outcome.higher_is_better = old.get("direction") == "higher-is-better"
+    else:
+        outcome.direction_flag = str(tags.get("direction_flag", ""))
+    _merge_boards(task, previous / PUBLIC_BOARD, private, outcome)
+    return outcome.boards
 
 
 def import_competition(folder: Path, dest: Path | None = None, splits: list[str] | None = None,
