@@ -39,6 +39,23 @@ def cluster(tmp_path, monkeypatch):
         stack.stop()
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first), read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(0), [])
+        found += children
+        queue += children
+    return found
+
+
 def test_sweep_survives_a_killed_worker(cluster):
     tmp, env, ports = cluster["tmp"], cluster["env"], cluster["ports"]
     spec = tmp / "sweep.yaml"
@@ -56,7 +73,13 @@ def test_sweep_survives_a_killed_worker(cluster):
         running = post(f"{api}/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})
         children = Path(f"/proc/{victim.pid}/task/{victim.pid}/children")
         if running and children.exists() and children.read_text().split():
-            os.killpg(victim.pid, signal.SIGKILL)  # the worker and the episodes it runs
+            # the machine is lost: the worker and every process under it (Prefect starts each flow run in a
+            # session of its own, so the worker's process group alone would leave its episodes running)
+            for pid in [victim.pid, *_descendants(victim.pid)]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             killed = True
         time.sleep(0.5)
     assert killed, "no episode started on the first worker"

@@ -135,10 +135,9 @@ def test_memory_bomb_is_oom(episode):
 
 
 def test_printing_100mb_is_output_limited(episode):
-    started = time.monotonic()
     r = episode.step("import sys\nchunk = 'x' * (1 << 20) + '\\n'\n"
                      "for _ in range(100):\n    sys.stdout.write(chunk)\n")
-    assert r.output_limited and time.monotonic() - started < LIMITS.timeout_s + 2
+    assert r.output_limited and not r.timed_out  # stopped by the output limit, not left to run to the timeout
     assert len(r.stdout) <= LIMITS.keep_output_bytes + 200
     assert episode.step("print('fine')\n").ok
 
