@@ -21,6 +21,9 @@ from dojoflow.infra.sandbox.warm import WarmBackend
 
 BWRAP_OK, BWRAP_REASON = bwrap_available()
 LIMITS = ExecutionLimits(timeout_s=3, memory_mb=2048, max_output_bytes=1 << 20, max_file_mb=64, max_processes=64)
+# a step the timeout must end returns by then: a margin for a loaded 2-core machine, far below the 60 s such a
+# step would otherwise run (these check that the kill happens, not how fast: benchmarks/ measures speed)
+ENDED_WITHIN_S = LIMITS.timeout_s + 15
 INNERS = ["local", pytest.param("bwrap", marks=pytest.mark.skipif(
     not BWRAP_OK, reason=f"bubblewrap sandbox unavailable here: {BWRAP_REASON}"))]
 bwrap_only = pytest.mark.skipif(not BWRAP_OK, reason=f"bubblewrap sandbox unavailable here: {BWRAP_REASON}")
@@ -110,7 +113,7 @@ def test_infinite_loop_times_out_and_next_step_works(episode):
     episode.step("pass\n")  # start the worker first so timing covers the step only
     started = time.monotonic()
     r = episode.step("while True:\n    pass\n")
-    assert r.timed_out and time.monotonic() - started < LIMITS.timeout_s + 2
+    assert r.timed_out and time.monotonic() - started < ENDED_WITHIN_S
     ok = episode.step("print('after')\n")
     assert ok.ok and "after" in ok.stdout
     assert episode.backend.workers_started == 1  # the worker itself survived
@@ -125,7 +128,7 @@ def test_blocked_signals_and_sleep_are_killed_on_time(episode):
                      "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
                      "    signal.signal(s, signal.SIG_IGN)\n"
                      "time.sleep(60)\n")
-    assert r.timed_out and time.monotonic() - started < LIMITS.timeout_s + 2
+    assert r.timed_out and time.monotonic() - started < ENDED_WITHIN_S
     assert episode.step("print('fine')\n").ok
 
 
@@ -160,7 +163,7 @@ def test_step_that_stops_the_worker_is_killed_after_the_grace(inner, home):
         started = time.monotonic()
         r = ep.step("import os, signal, time\nos.kill(os.getppid(), signal.SIGSTOP)\ntime.sleep(60)\n")
         assert r.timed_out and r.error and "did not answer" in r.error
-        assert time.monotonic() - started < LIMITS.timeout_s + 1 + 3
+        assert time.monotonic() - started < ENDED_WITHIN_S + 1  # + the 1 s grace
         assert ep.step("print('fine')\n").ok and backend.workers_started == 2
 
 
