@@ -4,8 +4,8 @@ layouts of MLE-bench's 82 (studied from a copy; none of its code is here):
 
 - ``leafy``: ``from .classes import CLASSES`` in prepare.py and grade.py, a multi-class log loss whose
   perfect submission scores 1.1e-15 (0.0 once rounded, as MLE-bench does);
-- ``privsample``: the sample submission in ``private/`` (as text-normalization's config says), tables named
-  ``en_train.csv``/``en_test.csv``;
+- ``privsample``: the sample submission in ``private/`` (as text-normalization's config says) and the agents'
+  copy zipped in ``public/`` (``en_sample_submission_2.csv.zip``), tables named ``en_train.csv``/``en_test.csv``;
 - ``insults``: the id (``Comment``) is not the first column of the sample (``Insult, Date, Comment``);
 - ``images``: image folders, a labels table, ``from .dogs import DOGS`` in prepare.py only;
 - ``zipped``: the training data as a zip archive (extracted by ``mlebench.utils.extract``);
@@ -129,8 +129,11 @@ COMPETITIONS: dict[str, dict] = {
                     train.to_csv(public / "en_train.csv", index=False)
                     test.drop(columns=["after"]).to_csv(public / "en_test.csv", index=False)
                     test[["id", "after"]].to_csv(private / "answers.csv", index=False)
-                    test.assign(after=test["before"])[["id", "after"]].to_csv(private / "sample_submission.csv",
-                                                                            index=False)
+                    sample = test.assign(after=test["before"])[["id", "after"]]
+                    sample.to_csv(private / "sample_submission.csv", index=False)
+                    # the agents' copy, zipped, as the real competition ships it (en_sample_submission_2.csv.zip)
+                    sample.to_csv(public / "en_sample_submission_2.csv.zip", index=False,
+                                  compression={"method": "zip", "archive_name": "en_sample_submission_2.csv"})
                 ''',
             "grade.py": '''
                 from mlebench.grade_helpers import InvalidSubmissionError

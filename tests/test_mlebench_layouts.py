@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -49,6 +50,22 @@ def test_relative_imports_private_sample_and_id_not_first(tmp_path, monkeypatch)
     insults = get_task("insults")
     assert insults.submission.id_column == "Comment"  # not the sample's first column (Insult)
     assert insults.submission.target_columns == ("Insult", "Date")
+
+
+def test_a_private_sample_is_stood_in_for_by_its_one_public_copy(tmp_path):
+    from dojoflow.dojo.observation import sample_submission_name
+
+    spec = SimpleNamespace(tags={"mlebench_sample_submission": "private/sample_submission.csv"})
+    public = tmp_path / "public"
+    public.mkdir()
+    assert sample_submission_name(spec, public) == ""  # none: the episode has no sample to start from
+    (public / "en_sample_submission_2.csv.zip").write_bytes(b"")
+    assert sample_submission_name(spec, public) == "en_sample_submission_2.csv.zip"
+    assert sample_submission_name(spec) == ""  # without the folder nothing is guessed
+    (public / "other_sample_submission.csv").write_text("id,after\n")
+    assert sample_submission_name(spec, public) == ""  # two candidates: no guess
+    public_spec = SimpleNamespace(tags={"mlebench_sample_submission": "public/sample.csv"})
+    assert sample_submission_name(public_spec, public) == "sample.csv"
 
 
 def test_overrides_survive_reimport_and_failures_are_one_line(tmp_path, monkeypatch):
@@ -177,10 +194,8 @@ def test_baseline_episode_on_every_layout(tmp_path, monkeypatch, cid):
     result = drive_episode(EpisodeConfig(task_id=cid, max_steps=3, track=False, agent_options={"models": 1}),
                            settings=get_settings())
     assert "## Data structure" in result.initial_observation
-    if cid == "privsample":  # no public sample submission: the episode ends cleanly without a valid one
-        assert not result.valid
-    else:
-        assert result.valid, (result.errors, [s["observation"][-600:] for s in result.trajectory])
+    # privsample: the graded sample is private; the baseline submits from the zipped public copy
+    assert result.valid, (result.errors, [s["observation"][-600:] for s in result.trajectory])
 
 
 def test_mlebench_grading_report_from_results(tmp_path, monkeypatch):

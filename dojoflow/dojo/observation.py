@@ -6,6 +6,7 @@ Execution output is cut to its head and tail; errors carry a type, a message and
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dojoflow.tasks_catalog.spec import TaskSpec
@@ -48,14 +49,26 @@ def head_tail(text: str, limit: int = OBSERVATION_OUTPUT_CHARS) -> str:
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters omitted] ...\n{text[-half:]}"
 
 
-def sample_submission_name(spec: TaskSpec) -> str:
-    """The sample submission's file name in the public folder (an imported task's config may name another;
-    empty when the task's sample is not public)."""
+SAMPLE_PATTERNS = ("*sample_submission*.csv", "*sample_submission*.csv.zip", "*sample_submission*.csv.gz")
+
+
+def sample_submission_name(spec: TaskSpec, public: Path | None = None) -> str:
+    """The sample submission's file name in the public folder (an imported task's config may name another).
+
+    Where the configured sample is private, the one public file named like a sample submission (``public``'s
+    ``*sample_submission*.csv``, zipped or gzipped) stands in: MLE-bench's text-normalization competitions
+    keep the graded sample in ``private/`` and give agents a zipped copy (``en_sample_submission_2.csv.zip``).
+    Empty when there is no such file, or more than one to choose from."""
     rel = str(spec.tags.get("mlebench_sample_submission") or "public/sample_submission.csv")
     if "/" not in rel:
         return rel
     part, _, name = rel.partition("/")
-    return name if part == "public" else ""
+    if part == "public":
+        return name
+    if public is None:
+        return ""
+    found = sorted({p.name for pattern in SAMPLE_PATTERNS for p in public.glob(pattern) if p.is_file()})
+    return found[0] if len(found) == 1 else ""
 
 
 def describe_data(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
@@ -130,7 +143,7 @@ def _describe_files(spec: TaskSpec, prepared: PreparedData) -> dict[str, Any]:
 
     from dojoflow.dojo.layout import describe_folder
 
-    name = sample_submission_name(spec)
+    name = sample_submission_name(spec, prepared.public)
     sample = ""
     if name and (prepared.public / name).is_file():
         sample = pd.read_csv(prepared.public / name, nrows=5).to_csv(index=False)
