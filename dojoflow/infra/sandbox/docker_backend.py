@@ -242,6 +242,28 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", text)[:80].strip("-.") or "step"
 
 
+def host_oom_kills() -> int | None:
+    """The kernel's count of OOM kills since boot (``oom_kill`` in /proc/vmstat), None where it cannot be read.
+
+    podman on cgroup v1 does not report ``OOMKilled``, and the memory a container used at its end can fall
+    between two stats samples (a fast allocation is killed within one interval); the kernel's own counter
+    says whether an OOM kill happened while the step ran, whatever the sampling saw."""
+    try:
+        with open("/proc/vmstat") as fh:
+            for line in fh:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _engine_is_local(client: Any) -> bool:
+    """Whether the engine runs on this machine (a unix socket), so that this kernel's counters are its own."""
+    base_url = str(getattr(getattr(client, "api", None), "base_url", ""))
+    return base_url.startswith("http+docker://")
+
+
 class DockerBackend:
     """A container per step; see the module docstring for what the container gets and why."""
 
@@ -453,6 +475,7 @@ class DockerBackend:
         finished = threading.Event()
         # attached before the start, so that nothing a short step writes is missed (as `docker run` does)
         out_reader, err_reader = _LogReader(container, True, finished), _LogReader(container, False, finished)
+        oom_kills_before = host_oom_kills() if _engine_is_local(self.client()) else None
         container.start()
         start = time.monotonic()
         stats = _Stats(container, self.stats_interval_s)
@@ -493,9 +516,13 @@ class DockerBackend:
         except Exception:
             pass
         if not oom_killed and exit_code == 137 and not killed.is_set():
-            # podman (cgroup v1, conmon) does not report OOMKilled: a SIGKILL the harness did not send, with the
-            # sampled memory at half the limit or more, is the kernel's OOM killer
-            oom_killed = stats.peak_memory_mb >= 0.5 * limits.memory_mb
+            # podman (cgroup v1, conmon) does not report OOMKilled: a SIGKILL the harness did not send is the
+            # kernel's OOM killer when this host's kernel counted an OOM kill meanwhile (a local engine), or
+            # when the sampled memory reached half the limit or more
+            oom_kills_after = host_oom_kills() if oom_kills_before is not None else None
+            counted = oom_kills_before is not None and oom_kills_after is not None and \
+                oom_kills_after > oom_kills_before
+            oom_killed = counted or stats.peak_memory_mb >= 0.5 * limits.memory_mb
         result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration,
                                  cpu_s=stats.cpu_s, peak_memory_mb=stats.peak_memory_mb, backend=self.name,
                                  isolated=self.isolated, oom_killed=oom_killed)
