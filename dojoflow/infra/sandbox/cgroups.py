@@ -57,6 +57,19 @@ def _read_int(path: Path, default: int = 0) -> int:
         return default
 
 
+def read_counter(path: Path, key: str) -> int | None:
+    """The value of ``key`` in a kernel file of ``key value`` lines (``memory.events``, ``cpu.stat``,
+    ``/proc/vmstat``), None where the file or the key cannot be read."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def cgroup_support() -> tuple[str | None, str]:
     """(``"v1"``, ``"v2"`` or None, why): whether per-step cgroups can be made here (probed once)."""
@@ -161,29 +174,11 @@ class StepCgroup:
         if self.version == "v1":
             peak = _read_int(memory / "memory.max_usage_in_bytes")
             cpu = _read_int(self.dirs["cpuacct"] / "cpuacct.usage") / 1e9
-            oom = 0
-            try:
-                for line in (memory / "memory.oom_control").read_text().splitlines():
-                    if line.startswith("oom_kill "):
-                        oom = int(line.split()[1])
-            except OSError:
-                pass
+            oom = read_counter(memory / "memory.oom_control", "oom_kill") or 0
         else:
             peak = _read_int(memory / "memory.peak")
-            cpu = 0.0
-            try:
-                for line in (self.dirs["cpu"] / "cpu.stat").read_text().splitlines():
-                    if line.startswith("usage_usec "):
-                        cpu = int(line.split()[1]) / 1e6
-            except OSError:
-                pass
-            oom = 0
-            try:
-                for line in (memory / "memory.events").read_text().splitlines():
-                    if line.startswith("oom_kill "):
-                        oom = int(line.split()[1])
-            except OSError:
-                pass
+            cpu = (read_counter(self.dirs["cpu"] / "cpu.stat", "usage_usec") or 0) / 1e6
+            oom = read_counter(memory / "memory.events", "oom_kill") or 0
         return Usage(peak_memory_mb=round(peak / (1024 * 1024), 2), cpu_s=round(cpu, 4), oom_kills=oom)
 
     def kill_all(self) -> None:

@@ -43,6 +43,7 @@ from typing import Any
 
 from dojoflow.infra.sandbox.base import ExecutionRequest, ExecutionResult
 from dojoflow.infra.sandbox.capture import BoundedStream, captured_result
+from dojoflow.infra.sandbox.cgroups import read_counter
 from dojoflow.infra.sandbox.process import STREAM_JOIN_S, sandbox_environment, wait_or_stop
 from dojoflow.infra.sandbox.workspace import (
     DATA_DIR,
@@ -248,14 +249,7 @@ def host_oom_kills() -> int | None:
     podman on cgroup v1 does not report ``OOMKilled``, and the memory a container used at its end can fall
     between two stats samples (a fast allocation is killed within one interval); the kernel's own counter
     says whether an OOM kill happened while the step ran, whatever the sampling saw."""
-    try:
-        with open("/proc/vmstat") as fh:
-            for line in fh:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
+    return read_counter(Path("/proc/vmstat"), "oom_kill")
 
 
 def _engine_is_local(client: Any) -> bool:
@@ -519,9 +513,7 @@ class DockerBackend:
             # podman (cgroup v1, conmon) does not report OOMKilled: a SIGKILL the harness did not send is the
             # kernel's OOM killer when this host's kernel counted an OOM kill meanwhile (a local engine), or
             # when the sampled memory reached half the limit or more
-            oom_kills_after = host_oom_kills() if oom_kills_before is not None else None
-            counted = oom_kills_before is not None and oom_kills_after is not None and \
-                oom_kills_after > oom_kills_before
+            counted = oom_kills_before is not None and (host_oom_kills() or 0) > oom_kills_before
             oom_killed = counted or stats.peak_memory_mb >= 0.5 * limits.memory_mb
         result = captured_result(out, err, exit_code=exit_code, timed_out=timed_out, duration_s=duration,
                                  cpu_s=stats.cpu_s, peak_memory_mb=stats.peak_memory_mb, backend=self.name,
